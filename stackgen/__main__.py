@@ -1,0 +1,3 @@
+from stackgen.cli import main
+
+raise SystemExit(main())

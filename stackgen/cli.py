@@ -1,0 +1,101 @@
+"""The command line: parses options and wires the stages together, nothing more."""
+
+from __future__ import annotations
+
+import argparse
+import logging
+import sys
+import textwrap
+from pathlib import Path
+
+from stackgen import __version__
+from stackgen.errors import StackgenError
+
+log = logging.getLogger("stackgen")
+
+
+def _command(sub, name: str, help: str, example: str, func) -> argparse.ArgumentParser:
+    parser = sub.add_parser(name, help=help, description=help, parents=[_common()],
+                            epilog="example:\n" + textwrap.indent(example.strip(), "  "),
+                            formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.set_defaults(func=func)
+    return parser
+
+
+def _common() -> argparse.ArgumentParser:
+    """--debug and -v, accepted after the subcommand too."""
+    common = argparse.ArgumentParser(add_help=False)
+    common.add_argument("--debug", action="store_true", default=argparse.SUPPRESS,
+                        help="show tracebacks and every command run")
+    common.add_argument("-v", "--verbose", action="store_true", default=argparse.SUPPRESS,
+                        help="log each step")
+    return common
+
+
+def _spec_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--spec", type=Path, default=Path("stack.yaml"), metavar="FILE",
+                        help="the stack to work on (default: ./stack.yaml)")
+
+
+def build_parser() -> argparse.ArgumentParser:
+    from stackgen import commands
+
+    parser = argparse.ArgumentParser(
+        prog="stackgen",
+        description="Build an HPC centre's Jupyter stack from stack.yaml, reproducibly, "
+                    "as Lmod modules.",
+        epilog="example:\n  stackgen lock && stackgen check",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--version", action="version", version=f"stackgen {__version__}")
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and every command run")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each step")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+
+    p = _command(sub, "validate", "check stack.yaml against the schema and exit",
+                 "stackgen validate --spec stack.yaml", commands.validate)
+    _spec_option(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+    p = _command(sub, "lock", "resolve the whole stack for the base and write its lock",
+                 "stackgen lock\nstackgen lock --resolver uv --upgrade-package jupyterlab",
+                 commands.lock)
+    _spec_option(p)
+    p.add_argument("--resolver", choices=("pip-tools", "uv"), default="pip-tools",
+                   help="pip-tools (the reference, default) or uv (much faster, same format)")
+    p.add_argument("--upgrade-package", "-P", action="append", default=[], metavar="NAME",
+                   help="move NAME to its newest allowed version, and only what it forces "
+                        "(repeatable)")
+    p.add_argument("--upgrade", "-U", action="store_true",
+                   help="re-resolve everything to the newest allowed versions")
+    p.add_argument("--cache-dir", type=Path, default=None, metavar="DIR",
+                   help="downloads and resolver environments (default: ~/.cache/stackgen)")
+    p.add_argument("--json", action="store_true", help="print a summary as JSON on stdout")
+
+    p = _command(sub, "check", "exit 0 if the lock matches stack.yaml and the base, 1 if stale",
+                 "stackgen check || stackgen lock", commands.check)
+    _spec_option(p)
+    p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+
+    p = _command(sub, "schema", "print the JSON Schema of stack.yaml (or its path)",
+                 "stackgen schema --path", commands.schema)
+    p.add_argument("--path", action="store_true", help="print where the schema file is")
+    p.add_argument("--markdown", action="store_true", help="print the key reference as Markdown")
+    return parser
+
+
+def main(argv: list[str] | None = None) -> int:
+    parser = build_parser()
+    args = parser.parse_args(argv)
+    logging.basicConfig(level=logging.DEBUG if args.debug else
+                        logging.INFO if args.verbose else logging.WARNING,
+                        format="%(name)s: %(message)s", stream=sys.stderr)
+    try:
+        return args.func(args) or 0
+    except StackgenError as exc:
+        if args.debug:
+            raise
+        print(exc.render(), file=sys.stderr)
+        return exc.exit_code
+    except KeyboardInterrupt:
+        print("interrupted: nothing was written", file=sys.stderr)
+        return 130

@@ -1,0 +1,119 @@
+"""What each subcommand does, in terms of the stages; the parser is in cli.py."""
+
+from __future__ import annotations
+
+import json
+import sys
+from argparse import Namespace
+
+from stackgen import lock as lockfile
+from stackgen.base import load_base
+from stackgen.ui import default_cache, emit_json, progress
+from stackgen.locking import make_lock
+from stackgen.spec import load_stack
+from stackgen.staleness import stale_reasons
+
+
+def _rel(stack, path) -> str:
+    try:
+        return str(path.relative_to(stack.root))
+    except ValueError:
+        return str(path)
+
+
+def validate(args: Namespace) -> int:
+    stack = load_stack(args.spec)
+    summary = {"stack": stack.name, "version": stack.version,
+               "modules": [m.full_name for m in stack.modules],
+               "requirements": len(stack.pins)}
+    if args.json:
+        emit_json({"valid": True, **summary})
+    else:
+        print(f"{args.spec}: valid: stack {stack.name} {stack.version}, modules "
+              f"{', '.join(summary['modules'])}, {len(stack.pins)} requirements")
+    return 0
+
+
+def lock(args: Namespace) -> int:
+    stack = load_stack(args.spec)
+    progress(f"loading the base module {stack.base.module}")
+    base = load_base(stack.base)
+    before = _read_quietly(stack)
+    new = make_lock(stack, base, resolver=args.resolver, upgrade=args.upgrade_package,
+                    upgrade_all=args.upgrade, cache=args.cache_dir or default_cache(),
+                    progress=progress)
+    text = new.render()
+    path = stack.lock_path
+    unchanged = path.exists() and path.read_text() == text
+    if not unchanged:
+        new.write(path)
+    changes = _pin_changes(before, new)
+    if args.json:
+        emit_json({"lock": _rel(stack, path), "packages": len(new.packages),
+                   "changed": not unchanged, "resolver": new.header.resolver,
+                   "pins": changes})
+        return 0
+    verb = "unchanged" if unchanged else "wrote"
+    print(f"{verb} {_rel(stack, path)}: {len(new.packages)} packages "
+          f"(base provides {len(new.header.base_provides)}: "
+          f"{', '.join(p.split('==')[0] for p in new.header.base_provides)})")
+    for line in _describe(changes):
+        print(f"  {line}")
+    return 0
+
+
+def check(args: Namespace) -> int:
+    stack = load_stack(args.spec)
+    current = lockfile.read(stack.lock_path, _rel(stack, stack.lock_path))
+    base = load_base(stack.base)
+    reasons = stale_reasons(stack, base.identity, current)
+    if args.json:
+        emit_json({"lock": _rel(stack, stack.lock_path), "current": not reasons,
+                   "reasons": reasons})
+    elif reasons:
+        print(f"{_rel(stack, stack.lock_path)} is stale:", file=sys.stderr)
+        for reason in reasons:
+            print(f"  - {reason}", file=sys.stderr)
+        print("hint: run `stackgen lock` to bring it up to date", file=sys.stderr)
+    else:
+        print(f"{_rel(stack, stack.lock_path)} is current "
+              f"({len(current.packages)} packages, {current.header.resolver})")
+    return 1 if reasons else 0
+
+
+def schema(args: Namespace) -> int:
+    from stackgen import schema as schema_mod
+    if args.path:
+        print(schema_mod.schema_path())
+    elif args.markdown:
+        from stackgen.schemadoc import markdown
+        sys.stdout.write(markdown())
+    else:
+        print(json.dumps(schema_mod.schema(), indent=2))
+    return 0
+
+
+def _read_quietly(stack):
+    try:
+        return lockfile.read(stack.lock_path)
+    except Exception:  # a broken old lock is simply replaced
+        return None
+
+
+def _pin_changes(before, after) -> dict:
+    old = before.pins() if before else {}
+    new = after.pins()
+    return {name: {"from": old.get(name), "to": new.get(name)}
+            for name in sorted(set(old) | set(new)) if old.get(name) != new.get(name)}
+
+
+def _describe(changes: dict) -> list[str]:
+    out = []
+    for name, change in changes.items():
+        if change["from"] is None:
+            out.append(f"+ {name} {change['to']}")
+        elif change["to"] is None:
+            out.append(f"- {name} {change['from']}")
+        else:
+            out.append(f"~ {name} {change['from']} -> {change['to']}")
+    return out

@@ -1,0 +1,92 @@
+"""The one funnel for subprocesses.
+
+Every external command (pip, uv, eb, Lmod, jupyter) runs through `run`:
+an argv list, an explicit environment, output captured and logged, and a
+failure raised as a CommandError carrying the command and its tail.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import shlex
+import subprocess
+from collections.abc import Mapping, Sequence
+from dataclasses import dataclass
+from pathlib import Path
+
+from stackgen.errors import CommandError
+
+log = logging.getLogger("stackgen.run")
+
+# Variables that make pip or uv read configuration we did not choose: extra
+# indexes, find-links, constraints. A lock must mean the same on any machine.
+_AMBIENT_PREFIXES = ("PIP_", "UV_", "PYTHONPATH", "PYTHONHOME", "PYTHONUSERBASE",
+                     "VIRTUAL_ENV", "CONDA_PREFIX", "PYTHONSTARTUP")
+
+
+@dataclass(frozen=True)
+class Result:
+    argv: tuple[str, ...]
+    returncode: int
+    stdout: str
+    stderr: str
+
+    @property
+    def output(self) -> str:
+        return self.stdout + self.stderr
+
+
+def clean_env(base: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
+    """The environment for an installer or resolver: no ambient pip/uv config."""
+    env = {k: v for k, v in (os.environ if base is None else base).items()
+           if not k.startswith(_AMBIENT_PREFIXES)}
+    env.update({
+        "PIP_CONFIG_FILE": os.devnull,      # ignore /etc/pip.conf, ~/.config/pip
+        "PIP_DISABLE_PIP_VERSION_CHECK": "1",
+        "PIP_NO_INPUT": "1",
+        "UV_NO_CONFIG": "1",                # ignore uv.toml / pyproject [tool.uv]
+        "PYTHONNOUSERSITE": "1",
+    })
+    env.update(extra)
+    return env
+
+
+def run(argv: Sequence[str | os.PathLike], *, env: Mapping[str, str] | None = None,
+        cwd: str | os.PathLike | None = None, check: bool = True,
+        describe: str | None = None, hint: str | None = None,
+        logfile: Path | None = None, input: str | None = None,
+        timeout: float | None = None) -> Result:
+    """Run argv, capture its output, log it; raise CommandError on failure.
+
+    `describe` names the step for the user ("resolving with pip-tools");
+    `logfile`, when given, receives the full output so the error can point at it.
+    """
+    args = [os.fspath(a) for a in argv]
+    log.debug("run: %s", shlex.join(args))
+    try:
+        proc = subprocess.run(args, env=dict(env) if env is not None else None,
+                              cwd=cwd, input=input, capture_output=True, text=True,
+                              timeout=timeout)
+    except FileNotFoundError as exc:
+        raise CommandError(args, 127, "", message=f"{describe or 'command'}: "
+                           f"{args[0]} not found", hint=hint) from exc
+    except subprocess.TimeoutExpired as exc:
+        out = (exc.stdout or "") + (exc.stderr or "")
+        if isinstance(out, bytes):
+            out = out.decode(errors="replace")
+        raise CommandError(args, -1, out, message=f"{describe or args[0]}: timed out "
+                           f"after {timeout:.0f} s", hint=hint) from exc
+    result = Result(tuple(args), proc.returncode, proc.stdout, proc.stderr)
+    if logfile is not None:
+        logfile.parent.mkdir(parents=True, exist_ok=True)
+        with open(logfile, "a") as fh:
+            fh.write(f"$ {shlex.join(args)}\n{result.stdout}{result.stderr}\n")
+    log.debug("exit %d", proc.returncode)
+    if check and proc.returncode != 0:
+        what = describe or Path(args[0]).name
+        raise CommandError(args, proc.returncode, result.output,
+                           message=f"{what} failed (exit {proc.returncode}): {shlex.join(args[:6])}"
+                           + (" ..." if len(args) > 6 else ""),
+                           hint=hint, log=str(logfile) if logfile else None)
+    return result
