@@ -93,7 +93,10 @@ def resolve(name: str, request: Request, base: Base, workdir: Path,
         run(argv, env=env, cwd=workdir, describe=f"resolving with {name}",
             logfile=workdir / "resolver.log")
     except CommandError as exc:
-        raise explain_conflict(name, exc.output) from None
+        lines = infile.read_text().splitlines()
+        output = re.sub(r"-r requirements\.in \(line (\d+)\)",
+                        lambda m: lines[int(m.group(1)) - 1], exc.output)
+        raise explain_conflict(name, output) from None
     return parse_resolved(outfile.read_text())
 
 
@@ -149,6 +152,24 @@ def pip_tools_python(base: Base, cache: Path) -> Path:
     return python
 
 
+_INFO = re.compile(r"RequirementInformation\(requirement=\w+Requirement\('([^']+)'\), "
+                   r"parent=(None|\w+Candidate\('([^' ]+))")
+
+
+def _requirement_information(output: str) -> list[str]:
+    """pip's ResolutionImpossible repr, as sentences: who asks for what."""
+    out = []
+    for requirement, parent, link in _INFO.findall(output):
+        if parent == "None":
+            out.append(f"stack.yaml asks for {requirement}")
+        else:
+            dist = link.rsplit("/", 1)[-1]
+            name, _, rest = dist.partition("-")
+            version = rest.split("-")[0].removesuffix(".tar.gz").removesuffix(".zip")
+            out.append(f"{name} {version} requires {requirement}")
+    return out
+
+
 def explain_conflict(resolver: str, output: str) -> StackgenError:
     """A few lines naming the requirements that clash, not pip's whole output."""
     lines = [ln.rstrip() for ln in output.splitlines()]
@@ -169,6 +190,7 @@ def explain_conflict(resolver: str, output: str) -> StackgenError:
                     picked.append(cleaned)
         elif text.startswith(("ERROR: Cannot install", "× No solution")):
             picked.append(text.replace("ERROR: ", "").replace("× ", ""))
+    picked += _requirement_information(output)
     picked = list(dict.fromkeys(picked))[:10]
     if not picked:
         tail = "\n".join("    " + ln for ln in lines[-12:] if ln.strip())

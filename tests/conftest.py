@@ -1,0 +1,60 @@
+"""Shared fixtures: the checkout, stackgen run as a user runs it, stack copies."""
+
+from __future__ import annotations
+
+import os
+import subprocess
+import sys
+from pathlib import Path
+
+import pytest
+import yaml
+
+REPO = Path(__file__).resolve().parent.parent
+
+
+@pytest.fixture(scope="session")
+def repo() -> Path:
+    return REPO
+
+
+@pytest.fixture(scope="session")
+def cache_dir() -> Path:
+    """One download/resolver cache for the whole session (and CI runs)."""
+    root = os.environ.get("XDG_CACHE_HOME") or os.path.expanduser("~/.cache")
+    return Path(root) / "stackgen"
+
+
+def run_stackgen(*args: str, cwd: Path | None = None, env: dict | None = None,
+                 timeout: float = 900) -> subprocess.CompletedProcess:
+    """`stackgen ARGS` in a subprocess, exactly as from a shell."""
+    return subprocess.run([sys.executable, "-m", "stackgen", *args], cwd=cwd, env=env,
+                          capture_output=True, text=True, timeout=timeout)
+
+
+@pytest.fixture
+def stackgen():
+    return run_stackgen
+
+
+def write_stack(folder: Path, data: dict) -> Path:
+    folder.mkdir(parents=True, exist_ok=True)
+    path = folder / "stack.yaml"
+    path.write_text(yaml.safe_dump(data, sort_keys=False))
+    return path
+
+
+@pytest.fixture
+def reference_data(repo) -> dict:
+    """The reference stack.yaml as data, its modulepath made absolute so a
+    copy elsewhere still finds the base stand-in of this checkout."""
+    data = yaml.safe_load((repo / "stack.yaml").read_text())
+    data["base"]["modulepath"] = [str(repo / p) for p in data["base"]["modulepath"]]
+    return data
+
+
+@pytest.fixture
+def stack_copy(tmp_path, reference_data):
+    """A writable copy of the reference stack in tmp_path: (folder, data)."""
+    write_stack(tmp_path, reference_data)
+    return tmp_path, reference_data

@@ -1,0 +1,189 @@
+"""The lock, made by the real resolvers (pip-tools and uv) against PyPI for
+the real base (the cray-python stand-in loaded through Lmod)."""
+
+from __future__ import annotations
+
+import os
+import signal
+import subprocess
+import sys
+import time
+
+import pytest
+
+from conftest import REPO, run_stackgen, write_stack
+from stackgen import lock as lockfile
+
+pytestmark = [pytest.mark.network, pytest.mark.lmod]
+
+BASE_PACKAGES = {"numpy", "scipy", "mpi4py", "pip", "setuptools"}
+
+
+def lock_path(folder, data):
+    return folder / "lockfiles" / f"{data['stack']['name']}-{data['stack']['version']}.txt"
+
+
+@pytest.fixture(scope="module")
+def locked(tmp_path_factory):
+    """The reference stack locked once with pip-tools in a copy: (folder, data, text)."""
+    import yaml
+    folder = tmp_path_factory.mktemp("ref")
+    data = yaml.safe_load((REPO / "stack.yaml").read_text())
+    data["base"]["modulepath"] = [str(REPO / p) for p in data["base"]["modulepath"]]
+    write_stack(folder, data)
+    result = run_stackgen("lock", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return folder, data, lock_path(folder, data).read_text()
+
+
+def test_reference_lock_is_complete_and_hashed(locked):
+    folder, data, text = locked
+    lock = lockfile.parse(text)
+    assert len(lock.packages) >= 100
+    names = {p.name for p in lock.packages}
+    assert not names & BASE_PACKAGES, "base-provided packages must not be in the lock"
+    assert {"jupyterlab", "dask", "distributed", "ipyparallel", "ipykernel",
+            "dask-labextension", "jupyterlab-git", "jupyter-resource-usage",
+            "jupyter-server-proxy"} <= names
+    assert lock.package("jupyterlab").version.startswith("4.6.")
+    for pkg in lock.packages:
+        assert pkg.hashes and all(h.startswith("sha256:") for h in pkg.hashes)
+        assert f"sha256:{pkg.sha256}" in pkg.hashes, pkg.name
+    pins = [ln for ln in text.splitlines() if ln and not ln.startswith((" ", "#"))]
+    assert len(pins) == len(lock.packages)
+    header = lock.header
+    assert {p.split("==")[0] for p in header.base_provides} >= {"numpy", "scipy", "mpi4py"}
+    assert header.resolver.startswith("pip-tools ")
+
+
+def test_lock_names_pypi_only_and_no_local_path(locked):
+    folder, _, text = locked
+    for bad in (str(folder), str(REPO), "file://", "/opt/", "find-links", "extra-index"):
+        assert bad not in text
+    for pkg in lockfile.parse(text).packages:
+        assert pkg.url.startswith("https://files.pythonhosted.org/"), pkg.url
+
+
+def test_pip_accepts_the_lock_with_require_hashes(locked, tmp_path):
+    folder, data, _ = locked
+    from stackgen.base import load_base
+    from stackgen.run import clean_env
+    from stackgen.spec import load_stack
+    base = load_base(load_stack(folder / "stack.yaml").base)
+    result = subprocess.run(
+        [str(base.python), "-m", "pip", "install", "--dry-run", "--ignore-installed",
+         "--no-deps", "--require-hashes", "--index-url", "https://pypi.org/simple",
+         "-r", str(lock_path(folder, data))],
+        env=clean_env(base.env), capture_output=True, text=True, timeout=600)
+    assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
+    assert "Would install" in result.stdout
+
+
+def test_relock_is_byte_identical_and_check_passes(locked):
+    folder, data, text = locked
+    result = run_stackgen("lock", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    assert "unchanged" in result.stdout
+    assert lock_path(folder, data).read_text() == text
+    check = run_stackgen("check", cwd=folder)
+    assert check.returncode == 0, check.stderr
+    assert "current" in check.stdout
+
+
+def test_check_names_an_added_extension(locked, tmp_path):
+    folder, data, text = locked
+    changed = dict(data, modules=dict(data["modules"]))
+    jl = dict(changed["modules"]["jupyterlab"])
+    jl["extensions"] = jl["extensions"] + ["jupyterlab-execute-time"]
+    changed["modules"]["jupyterlab"] = jl
+    write_stack(tmp_path, changed)
+    (tmp_path / "lockfiles").mkdir()
+    lock_path(tmp_path, data).write_text(text)
+    check = run_stackgen("check", cwd=tmp_path)
+    assert check.returncode == 1
+    assert "added to module jupyterlab: jupyterlab-execute-time" in check.stderr
+    as_json = run_stackgen("check", "--json", cwd=tmp_path)
+    assert as_json.returncode == 1 and '"current": false' in as_json.stdout
+
+
+def test_both_resolvers_give_the_same_pins(locked, tmp_path):
+    _, data, text = locked
+    write_stack(tmp_path, data)
+    result = run_stackgen("lock", "--resolver", "uv", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    by_uv = lockfile.read(lock_path(tmp_path, data))
+    by_pip_tools = lockfile.parse(text)
+    assert by_uv.pins() == by_pip_tools.pins()
+    assert {p.name: p.file for p in by_uv.packages} == {p.name: p.file for p in by_pip_tools.packages}
+    assert by_uv.header.resolver.startswith("uv ")
+
+
+@pytest.mark.parametrize("resolver", ["uv", "pip-tools"])
+def test_upgrade_package_moves_only_that_package(resolver, tmp_path, reference_data):
+    data = reference_data
+    # An old pin of one package, then the cap dropped: the pin must stay until asked.
+    capped = dict(data, modules=dict(data["modules"]))
+    capped["modules"]["dask"] = dict(capped["modules"]["dask"],
+                                     packages=capped["modules"]["dask"]["packages"] + ["tblib<3"])
+    write_stack(tmp_path, capped)
+    assert run_stackgen("lock", "--resolver", resolver, cwd=tmp_path).returncode == 0
+    first = lockfile.read(lock_path(tmp_path, data)).pins()
+    assert first["tblib"].startswith("1.") or first["tblib"].startswith("2.")
+    write_stack(tmp_path, data)
+    assert run_stackgen("lock", "--resolver", resolver, cwd=tmp_path).returncode == 0
+    kept = lockfile.read(lock_path(tmp_path, data)).pins()
+    assert kept == first, "without --upgrade-package the previous pins are kept"
+    result = run_stackgen("lock", "--resolver", resolver, "--upgrade-package", "tblib",
+                          cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    moved = lockfile.read(lock_path(tmp_path, data)).pins()
+    assert int(moved["tblib"].split(".")[0]) >= 3
+    assert {k: v for k, v in moved.items() if k != "tblib"} == \
+        {k: v for k, v in first.items() if k != "tblib"}
+    assert "~ tblib" in result.stdout
+
+
+@pytest.mark.parametrize("resolver", ["uv", "pip-tools"])
+def test_conflict_is_explained_and_previous_lock_kept(resolver, locked, tmp_path):
+    _, data, text = locked
+    bad = dict(data, modules=dict(data["modules"]))
+    bad["modules"]["dask"] = dict(bad["modules"]["dask"],
+                                  packages=["dask==2026.*", "distributed==2023.1.0"])
+    write_stack(tmp_path, bad)
+    (tmp_path / "lockfiles").mkdir()
+    lock_path(tmp_path, data).write_text(text)
+    result = run_stackgen("lock", "--resolver", resolver, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert "cannot be resolved" in result.stderr
+    assert "distributed" in result.stderr and "Traceback" not in result.stderr
+    assert len(result.stderr.splitlines()) < 25
+    assert lock_path(tmp_path, data).read_text() == text
+    assert sorted(p.name for p in (tmp_path / "lockfiles").iterdir()) == [lock_path(tmp_path, data).name]
+
+
+def test_unknown_package_is_named(tmp_path, reference_data):
+    data = reference_data
+    bad = dict(data, modules={"x": {"packages": ["no-such-package-stackgen-test==1.0"]}})
+    write_stack(tmp_path, bad)
+    result = run_stackgen("lock", "--resolver", "uv", cwd=tmp_path)
+    assert result.returncode != 0
+    assert "no-such-package-stackgen-test" in result.stderr
+    assert "Traceback" not in result.stderr
+    assert not (tmp_path / "lockfiles").exists() or not any((tmp_path / "lockfiles").iterdir())
+
+
+def test_interrupted_lock_leaves_previous_untouched(locked, tmp_path):
+    _, data, text = locked
+    write_stack(tmp_path, data)
+    (tmp_path / "lockfiles").mkdir()
+    target = lock_path(tmp_path, data)
+    target.write_text(text)
+    proc = subprocess.Popen([sys.executable, "-m", "stackgen", "lock", "--upgrade"],
+                            cwd=tmp_path, stdout=subprocess.PIPE, stderr=subprocess.PIPE,
+                            text=True)
+    time.sleep(3)
+    proc.send_signal(signal.SIGINT)
+    out, err = proc.communicate(timeout=120)
+    assert target.read_text() == text
+    assert [p.name for p in (tmp_path / "lockfiles").iterdir()] == [target.name]
+    assert "Traceback" not in err
