@@ -79,7 +79,7 @@ def render(lock: Lock) -> str:
         f"# spec-digest: {h.spec_digest}",
     ]
     lines += [f"# requirement: {module}: {text}" for module, text in h.requirements]
-    lines += [f"# depends: {module}: {', '.join(deps)}" for module, deps in h.depends if deps]
+    lines += [f"# depends: {module}: {', '.join(deps)}" for module, deps in h.depends]
     lines += [
         f"# base: {h.base_module}",
         f"# base-python: {h.base_python}",

@@ -64,7 +64,7 @@ def header_for(stack: Stack, base: Base, resolver: str) -> LockHeader:
     return LockHeader(
         stack=stack.name, version=stack.version, spec_digest=stack.lock_digest(),
         requirements=tuple(sorted((p.module, p.text) for p in stack.pins)),
-        depends=tuple((m.name, tuple(sorted(m.depends))) for m in stack.modules),
+        depends=tuple((m.name, tuple(sorted(m.depends))) for m in stack.modules if m.depends),
         base_module=ident.module,
         base_python=f"{ident.implementation} {ident.python} {ident.platform}",
         base_provides=tuple(ident.constraints()), base_digest=ident.digest(),

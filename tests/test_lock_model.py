@@ -1,0 +1,189 @@
+"""Unit tests of the lock's pure parts: the file model, resolver output,
+conflict explanations, the dependency graph and staleness."""
+
+from __future__ import annotations
+
+import pytest
+
+from stackgen import lock as lockfile
+from stackgen.base import BaseIdentity
+from stackgen.errors import InputError
+from stackgen.lmod import apply_python
+from stackgen.locking import dependency_graph, header_for
+from stackgen.resolve import explain_conflict, parse_resolved
+from stackgen.run import clean_env, run
+from stackgen.errors import CommandError
+from stackgen.spec import load_stack
+from stackgen.staleness import stale_reasons
+
+STACK = """\
+stack: {name: demo, version: "1"}
+base: {module: cray-python/3.11}
+modules:
+  core:
+    packages: ["dask[distributed]==2026.*"]
+  lab:
+    depends: [core]
+    packages: [jupyterlab==4.6.*]
+"""
+
+IDENT = BaseIdentity(module="cray-python/3.11", python="3.11.7", implementation="cpython",
+                     platform="linux-x86_64", provides=(("numpy", "2.4.6"), ("pip", "26.0.1")))
+
+
+class FakeBase:
+    identity = IDENT
+
+
+@pytest.fixture
+def stack(tmp_path):
+    (tmp_path / "stack.yaml").write_text(STACK)
+    return load_stack(tmp_path / "stack.yaml")
+
+
+def make_lock(stack, packages):
+    return lockfile.Lock(header=header_for(stack, FakeBase(), "pip-tools 7.6.2"),
+                         packages=tuple(packages))
+
+
+PKG = lockfile.LockedPackage(
+    name="dask", version="2026.8.0", hashes=("sha256:" + "b" * 64, "sha256:" + "a" * 64),
+    file="dask-2026.8.0-py3-none-any.whl", sha256="a" * 64,
+    url="https://files.pythonhosted.org/packages/aa/dask-2026.8.0-py3-none-any.whl",
+    requires=("toolz", "cloudpickle"))
+
+
+def test_render_parse_round_trip(stack):
+    lock = make_lock(stack, [PKG])
+    text = lock.render()
+    again = lockfile.parse(text)
+    assert again.render() == text
+    assert again.header == lock.header
+    assert again.package("dask").file == PKG.file
+    assert "--hash=sha256:" + "a" * 64 + " \\" in text   # sorted hashes, continuation
+
+
+def test_render_is_sorted_and_stable(stack):
+    other = lockfile.LockedPackage(name="anyio", version="4.0", hashes=("sha256:" + "c" * 64,),
+                                   file="anyio-4.0-py3-none-any.whl", sha256="c" * 64, url="u")
+    a = make_lock(stack, [PKG, other]).render()
+    b = make_lock(stack, [other, PKG]).render()
+    assert a == b
+    assert a.index("anyio==4.0") < a.index("dask==2026.8.0")
+
+
+@pytest.mark.parametrize("mangle, message", [
+    (lambda t: t.replace("# stackgen-lock-format: 1", "# stackgen-lock-format: 9"), "format 9"),
+    (lambda t: t.replace("# stackgen-lock-format: 1\n", ""), "not a stackgen lock"),
+    (lambda t: t.replace("# spec-digest", "# spec-dagest"), "spec-digest"),
+    (lambda t: t.replace("    # file:", "    # fil:"), "unexpected line"),
+])
+def test_broken_locks_are_refused_with_the_line(stack, mangle, message):
+    text = mangle(make_lock(stack, [PKG]).render())
+    with pytest.raises(InputError) as err:
+        lockfile.parse(text, "lockfiles/demo-1.txt")
+    assert message in err.value.message
+    assert "lockfiles/demo-1.txt" in err.value.message
+
+
+PIP_TOOLS_OUT = """\
+anyio==4.6.2 \\
+    --hash=sha256:11 \\
+    --hash=sha256:22
+    # via httpx
+Dask[distributed]==2026.8.0 \\
+    --hash=sha256:33
+"""
+
+
+def test_parse_resolver_output():
+    pins = parse_resolved(PIP_TOOLS_OUT)
+    assert [(p.name, p.version, p.hashes) for p in pins] == [
+        ("anyio", "4.6.2", ("sha256:11", "sha256:22")), ("dask", "2026.8.0", ("sha256:33",))]
+
+
+def test_conflict_from_pip_tools_names_both_sides():
+    out = ("ERROR: Cannot install distributed==2023.1.0 and dask==2026.* because these package "
+           "versions have conflicting dependencies.\nTraceback...\nResolutionImpossible: "
+           "[RequirementInformation(requirement=SpecifierRequirement('dask==2026.*'), parent=None), "
+           "RequirementInformation(requirement=SpecifierRequirement('dask==2023.1.0'), "
+           "parent=LinkCandidate('https://files.example/distributed-2023.1.0-py3-none-any.whl "
+           "(from x)'))]")
+    err = explain_conflict("pip-tools", out)
+    assert err.exit_code == 2
+    assert "stack.yaml asks for dask==2026.*" in err.message
+    assert "distributed 2023.1.0 requires dask==2023.1.0" in err.message
+
+
+def test_conflict_from_uv():
+    out = ("  × No solution found when resolving dependencies:\n"
+           "  ╰─▶ Because distributed==2023.1.0 depends on dask==2023.1.0 and you require "
+           "dask==2026.*, we can conclude that your requirements are unsatisfiable.\n")
+    err = explain_conflict("uv", out)
+    assert "distributed==2023.1.0 depends on dask==2023.1.0" in err.message
+
+
+def test_dependency_graph_follows_extras_and_markers(stack):
+    markers = {"python_version": "3.11", "sys_platform": "linux", "platform_system": "Linux",
+               "os_name": "posix", "platform_machine": "x86_64", "implementation_name": "cpython",
+               "platform_python_implementation": "CPython", "python_full_version": "3.11.7",
+               "implementation_version": "3.11.7", "platform_release": "", "platform_version": ""}
+    chosen = {
+        "dask": {"requires_dist": ["toolz>=0.10", "distributed==2026.8.0; extra == 'distributed'",
+                                  "pywin32; sys_platform == 'win32'"], "markers": markers},
+        "distributed": {"requires_dist": ["toolz", "tornado>=6"], "markers": markers},
+        "toolz": {"requires_dist": [], "markers": markers},
+        "tornado": {"requires_dist": [], "markers": markers},
+        "jupyterlab": {"requires_dist": ["tornado", "numpy"], "markers": markers},
+    }
+    graph = dependency_graph(stack, chosen, set(chosen))
+    assert graph["dask"] == ("distributed", "toolz")
+    assert graph["jupyterlab"] == ("tornado",)          # numpy is the base's, not locked
+
+
+def test_staleness_names_spec_and_base_changes(stack, tmp_path):
+    lock = make_lock(stack, [PKG])
+    assert stale_reasons(stack, IDENT, lock) == []
+    (tmp_path / "stack.yaml").write_text(STACK.replace("[jupyterlab==4.6.*]",
+                                                       "[jupyterlab==4.6.*, jupyterlab-git]"))
+    changed = load_stack(tmp_path / "stack.yaml")
+    assert stale_reasons(changed, IDENT, lock) == ["added to module lab: jupyterlab-git"]
+    newer = BaseIdentity(module=IDENT.module, python="3.11.9", implementation="cpython",
+                         platform="linux-x86_64", provides=(("numpy", "2.5.0"), ("scipy", "1.17.1")))
+    reasons = stale_reasons(stack, newer, lock)
+    assert "base Python changed: cpython 3.11.7 linux-x86_64 -> cpython 3.11.9 linux-x86_64" in reasons
+    assert "base numpy changed: 2.4.6 -> 2.5.0" in reasons
+    assert "base now provides scipy 1.17.1" in reasons
+    assert "base no longer provides pip 26.0.1" in reasons
+    assert stale_reasons(stack, IDENT, None)[0].startswith("no lock yet")
+
+
+def test_settings_do_not_make_the_lock_stale(stack, tmp_path):
+    lock = make_lock(stack, [PKG])
+    (tmp_path / "stack.yaml").write_text(STACK + "settings: {lab: {extension_manager: pypi}}\n")
+    assert stale_reasons(load_stack(tmp_path / "stack.yaml"), IDENT, lock) == []
+
+
+def test_lmod_python_output_is_applied():
+    out = ('import os\nos.environ["PATH"] = "/x/bin:/usr/bin";\n'
+           'os.environ["A"] = "with \\"quote\\"";\ndel os.environ["GONE"];\n_mlstatus = True\n')
+    env = apply_python(out, {"PATH": "/usr/bin", "GONE": "1", "KEEP": "k"})
+    assert env == {"PATH": "/x/bin:/usr/bin", "A": 'with "quote"', "KEEP": "k"}
+
+
+def test_clean_env_drops_ambient_pip_and_uv_configuration():
+    env = clean_env({"PIP_FIND_LINKS": "/opt/wheels", "PIP_EXTRA_INDEX_URL": "file:///x",
+                     "UV_INDEX_URL": "y", "PIP_CONSTRAINT": "c.txt", "HOME": "/h"})
+    assert "PIP_FIND_LINKS" not in env and "UV_INDEX_URL" not in env
+    assert "PIP_CONSTRAINT" not in env and "PIP_EXTRA_INDEX_URL" not in env
+    assert env["PIP_CONFIG_FILE"] and env["UV_NO_CONFIG"] == "1" and env["HOME"] == "/h"
+
+
+def test_run_funnel_raises_with_the_tail(tmp_path):
+    with pytest.raises(CommandError) as err:
+        run(["sh", "-c", "for i in $(seq 1 40); do echo line$i; done; exit 3"],
+            describe="demo step", logfile=tmp_path / "log")
+    text = err.value.render()
+    assert "demo step failed (exit 3)" in text
+    assert "line40" in text and "line1\n" not in text
+    assert "line1" in (tmp_path / "log").read_text()
