@@ -47,10 +47,12 @@ def make_lock(stack: Stack, base: Base, *, resolver: str = "pip-tools",
     with tempfile.TemporaryDirectory(prefix="stackgen-lock-") as tmp:
         progress(f"resolving {len(request.requirements)} requirements with {resolver} "
                  f"for {base.identity.module} (Python {base.identity.python})")
-        resolved = [r for r in resolve(resolver, request, base, Path(tmp), cache)
+        resolved = [r for r in resolve(resolver, request, base, Path(tmp), cache,
+                                       heartbeat=lambda s: progress(f"still resolving ({s:.0f} s)"))
                     if r.name not in provided]
         progress(f"resolved {len(resolved)} packages; choosing each one's file for the base")
-        chosen = select_files(base, resolved, Path(tmp), cache)
+        chosen = select_files(base, resolved, Path(tmp), cache,
+                              heartbeat=lambda s: progress(f"still asking pip ({s:.0f} s)"))
     requires = dependency_graph(stack, chosen, set(chosen))
     packages = tuple(LockedPackage(name=r.name, version=r.version, hashes=r.hashes,
                                    file=chosen[r.name]["file"], sha256=chosen[r.name]["sha256"],
@@ -91,8 +93,8 @@ def _check_base_pins(stack: Stack, provided: dict[str, str]) -> None:
                 "relax the requirement or choose another base")
 
 
-def select_files(base: Base, resolved: list[Resolved], workdir: Path,
-                 cache: Path) -> dict[str, dict]:
+def select_files(base: Base, resolved: list[Resolved], workdir: Path, cache: Path,
+                 heartbeat: Callable[[float], None] | None = None) -> dict[str, dict]:
     """For each pin, the file the base's own pip would install (a dry run with
     hashes required) and its declared requirements. Answers are kept per base,
     so a re-lock asks pip only about pins it has not seen."""
@@ -110,7 +112,7 @@ def select_files(base: Base, resolved: list[Resolved], workdir: Path,
         else:
             ask.append(r)
     if ask:
-        chosen.update(_ask_pip(base, ask, workdir, cache))
+        chosen.update(_ask_pip(base, ask, workdir, cache, heartbeat))
         known.update({f"{r.name}=={r.version}": chosen[r.name] for r in ask})
         write_atomic(store, json.dumps(known, sort_keys=True, indent=0))
     for info in chosen.values():
@@ -118,7 +120,8 @@ def select_files(base: Base, resolved: list[Resolved], workdir: Path,
     return chosen
 
 
-def _ask_pip(base: Base, resolved: list[Resolved], workdir: Path, cache: Path) -> dict[str, dict]:
+def _ask_pip(base: Base, resolved: list[Resolved], workdir: Path, cache: Path,
+             heartbeat: Callable[[float], None] | None) -> dict[str, dict]:
     pins = workdir / "pins.txt"
     pins.write_text("".join(f"{r.name}=={r.version} " + " ".join(f"--hash={h}" for h in r.hashes)
                             + "\n" for r in resolved))
@@ -128,7 +131,7 @@ def _ask_pip(base: Base, resolved: list[Resolved], workdir: Path, cache: Path) -
          "--require-hashes", "-r", str(pins)],
         env=clean_env(base.env, PIP_CACHE_DIR=str(cache / "pip")),
         describe="choosing the files for the base (pip install --dry-run)",
-        logfile=workdir / "select.log")
+        logfile=workdir / "select.log", heartbeat=heartbeat)
     chosen: dict[str, dict] = {}
     for item in json.loads(report.read_text())["install"]:
         meta, info = item["metadata"], item["download_info"]

@@ -12,6 +12,7 @@ import logging
 import os
 import re
 import shutil
+from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
@@ -60,8 +61,8 @@ def resolver_version(name: str) -> str:
     return f"pip-tools {metadata.version('pip-tools')}"
 
 
-def resolve(name: str, request: Request, base: Base, workdir: Path,
-            cache: Path) -> list[Resolved]:
+def resolve(name: str, request: Request, base: Base, workdir: Path, cache: Path,
+            heartbeat: Callable[[float], None] | None = None) -> list[Resolved]:
     """Resolve `request` for `base` with resolver `name`; conflicts become InputError."""
     workdir.mkdir(parents=True, exist_ok=True)
     infile = workdir / "requirements.in"
@@ -91,7 +92,7 @@ def resolve(name: str, request: Request, base: Base, workdir: Path,
     env = clean_env(base.env, PIP_CACHE_DIR=str(cache / "pip"))
     try:
         run(argv, env=env, cwd=workdir, describe=f"resolving with {name}",
-            logfile=workdir / "resolver.log")
+            logfile=workdir / "resolver.log", heartbeat=heartbeat)
     except CommandError as exc:
         lines = infile.read_text().splitlines()
         output = re.sub(r"-r requirements\.in \(line (\d+)\)",

@@ -11,7 +11,8 @@ import logging
 import os
 import shlex
 import subprocess
-from collections.abc import Mapping, Sequence
+import time
+from collections.abc import Callable, Mapping, Sequence
 from dataclasses import dataclass
 from pathlib import Path
 
@@ -37,6 +38,34 @@ class Result:
         return self.stdout + self.stderr
 
 
+HEARTBEAT = 15.0
+
+
+def _wait(proc: subprocess.Popen, input: str | None, timeout: float | None,
+          heartbeat: Callable[[float], None] | None, what: str) -> tuple[str, str]:
+    start = time.monotonic()
+    step = HEARTBEAT if heartbeat else timeout
+    while True:
+        elapsed = time.monotonic() - start
+        wait = step if timeout is None else min(step or timeout, max(timeout - elapsed, 0.01))
+        try:
+            return proc.communicate(input=input, timeout=wait)
+        except subprocess.TimeoutExpired:
+            input = None            # already handed over on the first call
+            elapsed = time.monotonic() - start
+            if timeout is not None and elapsed >= timeout:
+                proc.kill()
+                out, err = proc.communicate()
+                raise CommandError([str(a) for a in proc.args], -1, (out or "") + (err or ""),
+                                   message=f"{what}: timed out after {timeout:.0f} s") from None
+            if heartbeat:
+                heartbeat(elapsed)
+        except BaseException:
+            proc.kill()
+            proc.wait()
+            raise
+
+
 def clean_env(base: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
     """The environment for an installer or resolver: no ambient pip/uv config."""
     env = {k: v for k, v in (os.environ if base is None else base).items()
@@ -56,28 +85,26 @@ def run(argv: Sequence[str | os.PathLike], *, env: Mapping[str, str] | None = No
         cwd: str | os.PathLike | None = None, check: bool = True,
         describe: str | None = None, hint: str | None = None,
         logfile: Path | None = None, input: str | None = None,
-        timeout: float | None = None) -> Result:
+        timeout: float | None = None,
+        heartbeat: Callable[[float], None] | None = None) -> Result:
     """Run argv, capture its output, log it; raise CommandError on failure.
 
     `describe` names the step for the user ("resolving with pip-tools");
-    `logfile`, when given, receives the full output so the error can point at it.
+    `logfile`, when given, receives the full output so the error can point at it;
+    `heartbeat(seconds)` is called every HEARTBEAT seconds while it runs, so a
+    long step can show it is alive.
     """
     args = [os.fspath(a) for a in argv]
     log.debug("run: %s", shlex.join(args))
     try:
-        proc = subprocess.run(args, env=dict(env) if env is not None else None,
-                              cwd=cwd, input=input, capture_output=True, text=True,
-                              timeout=timeout)
+        proc = subprocess.Popen(args, env=dict(env) if env is not None else None, cwd=cwd,
+                                stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
+                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
     except FileNotFoundError as exc:
         raise CommandError(args, 127, "", message=f"{describe or 'command'}: "
                            f"{args[0]} not found", hint=hint) from exc
-    except subprocess.TimeoutExpired as exc:
-        out = (exc.stdout or "") + (exc.stderr or "")
-        if isinstance(out, bytes):
-            out = out.decode(errors="replace")
-        raise CommandError(args, -1, out, message=f"{describe or args[0]}: timed out "
-                           f"after {timeout:.0f} s", hint=hint) from exc
-    result = Result(tuple(args), proc.returncode, proc.stdout, proc.stderr)
+    stdout, stderr = _wait(proc, input, timeout, heartbeat, describe or args[0])
+    result = Result(tuple(args), proc.returncode, stdout, stderr)
     if logfile is not None:
         logfile.parent.mkdir(parents=True, exist_ok=True)
         with open(logfile, "a") as fh:

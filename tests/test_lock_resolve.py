@@ -187,3 +187,9 @@ def test_interrupted_lock_leaves_previous_untouched(locked, tmp_path):
     assert target.read_text() == text
     assert [p.name for p in (tmp_path / "lockfiles").iterdir()] == [target.name]
     assert "Traceback" not in err
+
+
+def test_committed_lock_is_current(repo):
+    """The lock in lockfiles/ matches stack.yaml and the base stand-in."""
+    result = run_stackgen("check", "--json", cwd=repo)
+    assert result.returncode == 0, result.stdout + result.stderr
