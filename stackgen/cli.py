@@ -5,6 +5,7 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
+from pathlib import Path
 import textwrap
 from pathlib import Path
 
@@ -35,6 +36,11 @@ def _common() -> argparse.ArgumentParser:
 def _spec_option(parser: argparse.ArgumentParser) -> None:
     parser.add_argument("--spec", type=Path, default=Path("stack.yaml"), metavar="FILE",
                         help="the stack to work on (default: ./stack.yaml)")
+
+
+def _wheelhouse_option(parser: argparse.ArgumentParser) -> None:
+    parser.add_argument("--wheelhouse", type=Path, default=None, metavar="DIR",
+                        help="where the locked files are kept (default: ~/.cache/stackgen/wheelhouse)")
 
 
 def build_parser() -> argparse.ArgumentParser:
@@ -75,6 +81,19 @@ def build_parser() -> argparse.ArgumentParser:
                  "stackgen check || stackgen lock", commands.check)
     _spec_option(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
+
+    p = _command(sub, "fetch", "download the files the lock names into the wheelhouse, verified",
+                 "stackgen fetch --wheelhouse /scratch/wheelhouse", commands.fetch)
+    _spec_option(p)
+    _wheelhouse_option(p)
+    p.add_argument("--json", action="store_true", help="print a summary as JSON on stdout")
+
+    p = _command(sub, "render", "write easyconfigs/ from stack.yaml and the lock",
+                 "stackgen render && git diff easyconfigs/", commands.render)
+    _spec_option(p)
+    _wheelhouse_option(p)
+    p.add_argument("--check", action="store_true",
+                   help="write nothing; exit 1 if easyconfigs/ is not what render would write")
 
     p = _command(sub, "schema", "print the JSON Schema of stack.yaml (or its path)",
                  "stackgen schema --path", commands.schema)

@@ -117,3 +117,83 @@ def _describe(changes: dict) -> list[str]:
         else:
             out.append(f"~ {name} {change['from']} -> {change['to']}")
     return out
+
+
+def _current_lock(stack, base, relock: bool = False, resolver: str = "pip-tools"):
+    """The stack's lock, refusing a stale one (or re-locking with --relock)."""
+    from stackgen.errors import StaleError
+    current = lockfile.read(stack.lock_path, _rel(stack, stack.lock_path))
+    reasons = stale_reasons(stack, base.identity, current)
+    if not reasons:
+        return current
+    if not relock:
+        raise StaleError(f"{_rel(stack, stack.lock_path)} is stale: " + "; ".join(reasons),
+                         "run `stackgen lock` (or pass --relock)")
+    progress("the lock is stale (" + "; ".join(reasons) + "): re-locking")
+    new = make_lock(stack, base, resolver=resolver, cache=default_cache(), progress=progress)
+    new.write(stack.lock_path)
+    return new
+
+
+def _wheelhouse(args) -> "Path":
+    from pathlib import Path
+    return Path(args.wheelhouse) if args.wheelhouse else default_cache() / "wheelhouse"
+
+
+def fetch(args: Namespace) -> int:
+    from stackgen.fetch import fetch as fetch_files
+    stack = load_stack(args.spec)
+    base = load_base(stack.base)
+    current = _current_lock(stack, base)
+    report = fetch_files(current, _wheelhouse(args), progress)
+    if args.json:
+        emit_json({"wheelhouse": str(_wheelhouse(args)), "present": report.present,
+                   "downloaded": report.downloaded, "bytes": report.bytes})
+    else:
+        print(f"{_wheelhouse(args)}: {len(current.packages)} files verified "
+              f"({report.downloaded} downloaded)")
+    return 0
+
+
+def render(args: Namespace) -> int:
+    stack = load_stack(args.spec)
+    base = load_base(stack.base)
+    current = _current_lock(stack, base)
+    changed = render_easyconfigs(stack, current, _wheelhouse(args), check_only=args.check)
+    if args.check:
+        if changed:
+            print("easyconfigs/ differs from what stack.yaml and the lock give: "
+                  + ", ".join(changed), file=sys.stderr)
+            print("hint: run `stackgen render` and commit the result", file=sys.stderr)
+            return 1
+        print("easyconfigs/ is current")
+        return 0
+    print(f"easyconfigs/: {len(changed)} file(s) written" + (f": {', '.join(changed)}" if changed else
+                                                            " (all current)"))
+    return 0
+
+
+def render_easyconfigs(stack, current, wheelhouse, check_only: bool = False) -> list[str]:
+    """Write easyconfigs/ (only files whose text changes); return their names."""
+    from stackgen import render as render_mod
+    from stackgen.fetch import fetch as fetch_files
+    from stackgen.fsutil import write_atomic
+    from stackgen.wheels import top_level_names
+    fetch_files(current, wheelhouse, progress)
+    tops = {p.name: top_level_names(wheelhouse / p.file) for p in current.packages}
+    texts = render_mod.render(stack, current, tops)
+    folder = stack.root / "easyconfigs"
+    changed = []
+    for name, text in sorted(texts.items()):
+        path = folder / name
+        if not path.exists() or path.read_text() != text:
+            changed.append(name)
+            if not check_only:
+                write_atomic(path, text)
+    stale = sorted(p.name for p in folder.glob("*.eb") if p.name not in texts) \
+        if folder.exists() else []
+    for name in stale:
+        changed.append(name)
+        if not check_only:
+            (folder / name).unlink()
+    return changed
