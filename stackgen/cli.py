@@ -95,6 +95,19 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--check", action="store_true",
                    help="write nothing; exit 1 if easyconfigs/ is not what render would write")
 
+    p = _command(sub, "build", "lock check, render, fetch, then EasyBuild: modules under the prefix",
+                 "stackgen build --prefix /opt/apps/jupyter\n"
+                 "module use /opt/apps/jupyter/modules/all && module load jupyterlab",
+                 commands.build)
+    _spec_option(p)
+    _wheelhouse_option(p)
+    p.add_argument("--prefix", type=Path, default=None, metavar="DIR",
+                   help="install root (default: install.prefix of stack.yaml, else ./stack)")
+    p.add_argument("--relock", action="store_true", help="re-lock a stale lock instead of refusing")
+    p.add_argument("--resolver", choices=("pip-tools", "uv"), default="pip-tools",
+                   help="resolver for --relock")
+    p.add_argument("--json", action="store_true", help="print a summary as JSON on stdout")
+
     p = _command(sub, "schema", "print the JSON Schema of stack.yaml (or its path)",
                  "stackgen schema --path", commands.schema)
     p.add_argument("--path", action="store_true", help="print where the schema file is")

@@ -197,3 +197,48 @@ def render_easyconfigs(stack, current, wheelhouse, check_only: bool = False) -> 
         if not check_only:
             (folder / name).unlink()
     return changed
+
+
+def build(args: Namespace) -> int:
+    import os
+    from pathlib import Path
+
+    from stackgen import build as build_mod
+    from stackgen import lmod
+    from stackgen import render as render_mod
+    stack = load_stack(args.spec)
+    prefix = Path(args.prefix).absolute() if args.prefix else stack.prefix
+    progress(f"loading the base module {stack.base.module}")
+    base = load_base(stack.base)
+    current = _current_lock(stack, base, relock=args.relock, resolver=args.resolver)
+    wheelhouse = _wheelhouse(args)
+    render_easyconfigs(stack, current, wheelhouse)      # verifies every file first
+    modules = [build_mod.Module(mp.name, mp.version,
+                                stack.root / "easyconfigs" / f"{mp.name}-{mp.version}.eb")
+               for mp in render_mod.plan(stack, current)]
+    todo = [(m, why) for m in modules if (why := build_mod.needs_build(m, prefix))]
+    if not todo:
+        progress(f"nothing to build: all {len(modules)} modules are current in {prefix}")
+    else:
+        if os.geteuid() == 0:
+            print("warning: running EasyBuild as root (--allow-use-as-root-and-accept-consequences);"
+                  " sites build as an unprivileged staff account", file=sys.stderr)
+        eb = build_mod.EasyBuild(prefix=prefix, easyconfigs=stack.root / "easyconfigs",
+                                 wheelhouse=wheelhouse, workdir=default_cache() / "eb",
+                                 modulepath=stack.base.modulepath,
+                                 base_module=current.header.base_module,
+                                 base_python=current.header.base_python.split()[1])
+        eb.write_metadata()
+        for module, why in todo:
+            progress(f"building {module.full_name} ({why})")
+            build_mod.build_module(eb, module, rebuild=why != "not installed",
+                                   lmod_cmd=lmod.lmod_cmd(), progress=progress)
+    if args.json:
+        emit_json({"prefix": str(prefix), "modulepath": str(prefix / "modules" / "all"),
+                   "built": [m.full_name for m, _ in todo],
+                   "modules": [m.full_name for m in modules]})
+        return 0
+    top = modules[-1].name
+    print(f"built {len(todo)} of {len(modules)} modules into {prefix}. Users type:\n"
+          f"  module use {prefix / 'modules' / 'all'}\n  module load {top}")
+    return 0

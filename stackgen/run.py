@@ -66,6 +66,20 @@ def _wait(proc: subprocess.Popen, input: str | None, timeout: float | None,
             raise
 
 
+def _stream(proc: subprocess.Popen, on_line: Callable[[str], None]) -> str:
+    lines = []
+    try:
+        for line in proc.stdout:
+            lines.append(line)
+            on_line(line.rstrip("\n"))
+        proc.wait()
+    except BaseException:
+        proc.kill()
+        proc.wait()
+        raise
+    return "".join(lines)
+
+
 def clean_env(base: Mapping[str, str] | None = None, **extra: str) -> dict[str, str]:
     """The environment for an installer or resolver: no ambient pip/uv config."""
     env = {k: v for k, v in (os.environ if base is None else base).items()
@@ -86,24 +100,31 @@ def run(argv: Sequence[str | os.PathLike], *, env: Mapping[str, str] | None = No
         describe: str | None = None, hint: str | None = None,
         logfile: Path | None = None, input: str | None = None,
         timeout: float | None = None,
-        heartbeat: Callable[[float], None] | None = None) -> Result:
+        heartbeat: Callable[[float], None] | None = None,
+        on_line: Callable[[str], None] | None = None) -> Result:
     """Run argv, capture its output, log it; raise CommandError on failure.
 
     `describe` names the step for the user ("resolving with pip-tools");
     `logfile`, when given, receives the full output so the error can point at it;
     `heartbeat(seconds)` is called every HEARTBEAT seconds while it runs, so a
-    long step can show it is alive.
+    long step can show it is alive; `on_line(line)` sees each line of output
+    (stderr merged into stdout) as it comes, for progress.
     """
     args = [os.fspath(a) for a in argv]
     log.debug("run: %s", shlex.join(args))
     try:
         proc = subprocess.Popen(args, env=dict(env) if env is not None else None, cwd=cwd,
                                 stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
-                                stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+                                stdout=subprocess.PIPE,
+                                stderr=subprocess.STDOUT if on_line else subprocess.PIPE,
+                                text=True)
     except FileNotFoundError as exc:
         raise CommandError(args, 127, "", message=f"{describe or 'command'}: "
                            f"{args[0]} not found", hint=hint) from exc
-    stdout, stderr = _wait(proc, input, timeout, heartbeat, describe or args[0])
+    if on_line:
+        stdout, stderr = _stream(proc, on_line), ""
+    else:
+        stdout, stderr = _wait(proc, input, timeout, heartbeat, describe or args[0])
     result = Result(tuple(args), proc.returncode, stdout, stderr)
     if logfile is not None:
         logfile.parent.mkdir(parents=True, exist_ok=True)

@@ -1,0 +1,158 @@
+"""The build: real EasyBuild over easyconfigs/, modules under PREFIX.
+
+Only modules whose easyconfig differs from the copy EasyBuild keeps in the
+install (PREFIX/software/NAME/VERSION/easybuild/) are built; a failed build
+leaves nothing loadable and no half-filled install behind.
+"""
+
+from __future__ import annotations
+
+import logging
+import os
+import re
+import shutil
+import sys
+from collections.abc import Callable
+from dataclasses import dataclass
+from importlib import resources
+from pathlib import Path
+
+from stackgen.errors import CommandError, StackgenError
+from stackgen.fsutil import write_atomic
+from stackgen.run import clean_env, run
+
+log = logging.getLogger("stackgen.build")
+
+# Lmod's record of what the calling shell has loaded; EasyBuild must start clean.
+_LMOD_STATE = ("LOADEDMODULES", "_LMFILES_", "_ModuleTable", "__LMOD_REF_COUNT",
+               "LMOD_FAMILY_", "EBROOT", "EBVERSION", "EBDEVEL")
+
+
+@dataclass(frozen=True)
+class Module:
+    name: str
+    version: str
+    easyconfig: Path
+
+    @property
+    def full_name(self) -> str:
+        return f"{self.name}/{self.version}"
+
+    def installdir(self, prefix: Path) -> Path:
+        return prefix / "software" / self.name / self.version
+
+    def modulefile(self, prefix: Path) -> Path:
+        return prefix / "modules" / "all" / self.name / f"{self.version}.lua"
+
+    def installed_easyconfig(self, prefix: Path) -> Path:
+        return self.installdir(prefix) / "easybuild" / self.easyconfig.name
+
+
+def needs_build(module: Module, prefix: Path) -> str | None:
+    """Why `module` must be (re)built, or None when its install is current."""
+    if not module.modulefile(prefix).exists():
+        return "not installed"
+    installed = module.installed_easyconfig(prefix)
+    if not installed.exists():
+        return "installed by something else than this easyconfig"
+    if installed.read_text() != module.easyconfig.read_text():
+        return "its easyconfig changed"
+    return None
+
+
+@dataclass(frozen=True)
+class EasyBuild:
+    """How to run eb for one prefix: paths, options, environment."""
+
+    prefix: Path
+    easyconfigs: Path
+    wheelhouse: Path
+    workdir: Path
+    modulepath: tuple[Path, ...]
+    base_module: str
+    base_python: str                  # "3.11.7", from the lock header
+
+    def options(self) -> list[str]:
+        easyblocks = resources.files("stackgen") / "easyblocks"
+        plugins = resources.files("stackgen") / "eb_plugins"
+        opts = [
+            f"--robot={self.easyconfigs}",
+            f"--installpath={self.prefix}",
+            f"--sourcepath={self.wheelhouse}",
+            f"--buildpath={self.workdir / 'build'}",
+            f"--tmpdir={self.workdir / 'tmp'}",
+            f"--repositorypath={self.workdir / 'ebfiles_repo'}",
+            f"--external-modules-metadata={self.workdir / 'external_modules_metadata.ini'}",
+            f"--include-easyblocks={easyblocks}/*.py",
+            f"--include-module-naming-schemes={plugins}/*.py",
+            "--module-naming-scheme=StackgenMNS",
+            "--modules-tool=Lmod", "--module-syntax=Lua",
+            "--disable-trace", "--umask=022", "--detect-loaded-modules=purge",
+        ]
+        if os.geteuid() == 0:
+            opts.append("--allow-use-as-root-and-accept-consequences")
+        return opts
+
+    def environment(self, lmod_cmd: str) -> dict[str, str]:
+        env = {k: v for k, v in clean_env().items() if not k.startswith(_LMOD_STATE)}
+        system = [p for p in os.environ.get("MODULEPATH", "").split(":") if p]
+        env["MODULEPATH"] = ":".join(dict.fromkeys([*map(str, self.modulepath), *system]))
+        env["LMOD_CMD"] = lmod_cmd
+        env["EB_PYTHON"] = sys.executable
+        env["PIP_NO_INDEX"] = "1"
+        return env
+
+    def write_metadata(self) -> None:
+        """EasyBuild must know the external base module is Python X.Y.Z."""
+        text = (f"[{self.base_module}]\nname = Python\nversion = {self.base_python}\n"
+                "prefix = CRAY_PYTHON_PREFIX\n")
+        write_atomic(self.workdir / "external_modules_metadata.ini", text)
+
+
+def eb_command() -> str:
+    """EasyBuild's `eb`, from stackgen's own environment, by absolute path."""
+    candidate = Path(sys.executable).parent / "eb"
+    if candidate.exists():
+        return str(candidate)
+    found = shutil.which("eb")
+    if not found:
+        raise StackgenError("EasyBuild's eb command not found",
+                            "install stackgen's dependencies (./bootstrap env)")
+    return found
+
+
+def build_module(eb: EasyBuild, module: Module, rebuild: bool, lmod_cmd: str,
+                 progress: Callable[[str], None]) -> None:
+    """One eb run for one module; on failure remove its half-made install."""
+    argv = [eb_command(), str(module.easyconfig), *eb.options()]
+    if rebuild:
+        argv.append("--rebuild")
+    step = re.compile(r"^== (.*)$")
+
+    def show(line: str) -> None:
+        match = step.match(line)
+        if match and not match.group(1).startswith(("\t", "Temporary", "temporary", "Summary",
+                                                      "Results of", "restore after")):
+            progress(f"{module.full_name}: {match.group(1)}")
+
+    try:
+        run(argv, env=eb.environment(lmod_cmd), cwd=eb.workdir,
+            describe=f"EasyBuild for {module.full_name}", on_line=show,
+            logfile=eb.workdir / "stackgen-eb.log")
+    except CommandError as exc:
+        if not module.modulefile(eb.prefix).exists():
+            shutil.rmtree(module.installdir(eb.prefix), ignore_errors=True)
+        raise _explain(module, exc) from None
+
+
+def _explain(module: Module, exc: CommandError) -> StackgenError:
+    lines = exc.output.splitlines()
+    logs = re.findall(r"(/\S+?easybuild-\S+?\.log)", exc.output)
+    errors = [ln.strip() for ln in lines if re.search(r"ERROR|FAILED|failed|Error:", ln)]
+    text = f"EasyBuild failed to build {module.full_name} (exit {exc.returncode})"
+    if errors:
+        text += ":\n" + "\n".join("    " + ln[:400] for ln in list(dict.fromkeys(errors))[-8:])
+    if logs:
+        text += f"\n  EasyBuild log: {logs[-1]}"
+    return StackgenError(text, "nothing of this module was made visible to users; fix the cause "
+                               "and run stackgen build again")
