@@ -1,0 +1,141 @@
+"""render: which package goes where, under which import name, as what text;
+and the committed easyconfigs as EasyBuild's own parser and style check see them."""
+
+from __future__ import annotations
+
+import zipfile
+
+import pytest
+
+from stackgen import lock as lockfile
+from stackgen.lock import Lock, LockedPackage
+from stackgen.render import LINE_LIMIT, modulename, plan, py_wrapped, render
+from stackgen.spec import load_stack
+from stackgen.wheels import top_level_names
+
+STACK = """\
+stack: {name: demo, version: "1"}
+base: {module: cray-python/3.11}
+modules:
+  dask: {packages: [dask]}
+  ipp: {packages: [ipyparallel]}
+  lab:
+    depends: [dask, ipp]
+    packages: [jupyterlab]
+    extensions: [lab-ext]
+settings:
+  lab: {overrides: {"@x/y:z": {theme: dark}}}
+  dask: {distributed: {dashboard: {link: "{port}"}}}
+"""
+
+
+def pkg(name, requires=()):
+    return LockedPackage(name=name, version="1.0", hashes=("sha256:" + "a" * 64,),
+                         file=f"{name.replace('-', '_')}-1.0-py3-none-any.whl", sha256="a" * 64,
+                         url="https://files.pythonhosted.org/x", requires=tuple(requires))
+
+
+@pytest.fixture
+def stack_and_lock(tmp_path):
+    (tmp_path / "stack.yaml").write_text(STACK)
+    stack = load_stack(tmp_path / "stack.yaml")
+    packages = [pkg("dask", ["toolz", "tornado"]), pkg("toolz"), pkg("tornado"),
+                pkg("ipyparallel", ["tornado", "traitlets"]), pkg("traitlets"),
+                pkg("jupyterlab", ["traitlets", "toolz", "jinja2"]), pkg("jinja2"),
+                pkg("lab-ext", ["jupyterlab"])]
+    from stackgen.base import BaseIdentity
+    from stackgen.locking import header_for
+
+    class Base:
+        identity = BaseIdentity("cray-python/3.11", "3.11.7", "cpython", "linux-x86_64", ())
+    return stack, Lock(header_for(stack, Base(), "uv 0"), tuple(packages))
+
+
+def test_each_package_in_exactly_one_module(stack_and_lock):
+    stack, lock = stack_and_lock
+    plans = {p.name: p for p in plan(stack, lock)}
+    held = {p.name: name for name, mp in plans.items() for p in mp.packages}
+    assert sorted(held) == sorted(p.name for p in lock.packages)
+    assert held["tornado"] == "demo-common"      # dask and ipp both need it
+    assert held["traitlets"] == "ipp"            # lab needs it too, but lab loads ipp
+    assert held["toolz"] == "dask"               # lab needs it too, but lab loads dask
+    assert held["jinja2"] == "lab"
+    assert list(plans) == ["demo-common", "dask", "ipp", "lab"]
+    assert plans["dask"].depends == (("demo-common", "1"),)
+    assert plans["lab"].depends == (("dask", "1"), ("ipp", "1"))
+
+
+def test_install_order_puts_dependencies_first(stack_and_lock):
+    stack, lock = stack_and_lock
+    lab = next(p for p in plan(stack, lock) if p.name == "lab")
+    names = [p.name for p in lab.packages]
+    assert names.index("jupyterlab") < names.index("lab-ext")
+
+
+@pytest.mark.parametrize("name, tops, expected", [
+    ("pyyaml", ("_yaml", "yaml"), "yaml"),
+    ("pillow", ("PIL",), "PIL"),
+    ("beautifulsoup4", ("bs4",), "bs4"),
+    ("jupyter-server", ("jupyter_server",), "jupyter_server"),
+    ("types-python-dateutil", (), None),
+    ("matplotlib-inline", ("matplotlib_inline",), None),
+])
+def test_modulename_comes_from_the_wheel(name, tops, expected):
+    assert modulename(pkg(name), tops)[0] == expected
+
+
+def test_top_level_names_read_from_the_wheel(tmp_path):
+    whl = tmp_path / "PyYAML-6.0-cp311-cp311-linux_x86_64.whl"
+    with zipfile.ZipFile(whl, "w") as z:
+        z.writestr("yaml/__init__.py", "")
+        z.writestr("_yaml/__init__.py", "")
+        z.writestr("PyYAML-6.0.dist-info/METADATA", "")
+        z.writestr("PyYAML-6.0.data/data/share/x", "")
+    assert top_level_names(whl) == ("_yaml", "yaml")
+    single = tmp_path / "six-1.0-py3-none-any.whl"
+    with zipfile.ZipFile(single, "w") as z:
+        z.writestr("six.py", "")
+        z.writestr("six-1.0.dist-info/top_level.txt", "six\n")
+    assert top_level_names(single) == ("six",)
+
+
+def test_render_is_deterministic_and_carries_the_site_settings(stack_and_lock):
+    stack, lock = stack_and_lock
+    tops = {p.name: (p.name.replace("-", "_"),) for p in lock.packages}
+    first = render(stack, lock, tops)
+    assert first == render(stack, lock, dict(reversed(list(tops.items()))))
+    lab = first["lab-1.eb"]
+    assert "share/jupyter/lab/settings/overrides.json" in lab
+    assert "'extension_manager': 'readonly'" in lab
+    assert 'setenv("JUPYTERLAB_DIR"' in lab
+    assert "whatis(\"Jupyter extensions: lab-ext\")" in lab
+    assert "DASK_ROOT_CONFIG" in first["dask-1.eb"] and "etc/dask/" in first["dask-1.eb"]
+    assert "('cray-python/3.11', EXTERNAL_MODULE)" in first["demo-common-1.eb"]
+
+
+def test_long_file_names_are_wrapped_below_the_line_limit():
+    name = "psutil-7.2.2-cp36-abi3-" + "manylinux_2_12_x86_64." * 5 + "whl"
+    text = "        'source_tmpl': " + py_wrapped(name, 8) + ","
+    assert all(len(line) <= LINE_LIMIT for line in text.splitlines())
+    assert eval(text.split(": ", 1)[1].rstrip(",")) == name
+
+
+def test_committed_easyconfigs_parse_and_pass_easybuilds_style_check(repo):
+    from easybuild.framework.easyconfig.parser import EasyConfigParser
+    from easybuild.framework.easyconfig.style import check_easyconfigs_style
+    files = sorted((repo / "easyconfigs").glob("*.eb"))
+    assert files
+    current = lockfile.read(repo / "lockfiles" / "jupyter-2026.11.txt")
+    listed = 0
+    for path in files:
+        config = EasyConfigParser(str(path)).get_config_dict()
+        assert config["toolchain"] == {"name": "system", "version": "system"}
+        assert config["dependencies"][0] == ("cray-python/3.11", "EXTERNAL_MODULE") or \
+            config["dependencies"][0][0] == "cray-python/3.11"
+        for name, version, options in config["exts_list"]:
+            locked = current.package(name)
+            assert locked.version == version and options["checksums"] == [locked.sha256]
+            assert options["easyblock"] == "PythonPackage"
+            listed += 1
+    assert listed == len(current.packages)
+    assert check_easyconfigs_style([str(f) for f in files]) == 0
