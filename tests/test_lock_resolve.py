@@ -193,3 +193,45 @@ def test_committed_lock_is_current(repo):
     """The lock in lockfiles/ matches stack.yaml and the base stand-in."""
     result = run_stackgen("check", "--json", cwd=repo)
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+def _changed_exts(old: str, new: str) -> set[str]:
+    """Names of the exts_list entries that hold the lines a diff changes."""
+    import re
+    owners = set()
+    for text, tag in ((old, "-"), (new, "+")):
+        lines = text.splitlines()
+        other = (new if tag == "-" else old).splitlines()
+        for i, line in enumerate(lines):
+            if line in other:
+                continue
+            owner = None
+            for previous in reversed(lines[:i + 1]):
+                match = re.match(r"    \('([^']+)', '", previous)
+                if match:
+                    owner = match.group(1)
+                    break
+            owners.add(owner)
+    return owners
+
+
+def test_upgrade_package_changes_only_its_easyconfig_lines(tmp_path, reference_data):
+    data = reference_data
+    capped = dict(data, modules=dict(data["modules"]))
+    capped["modules"]["dask"] = dict(capped["modules"]["dask"],
+                                     packages=capped["modules"]["dask"]["packages"] + ["tblib<3"])
+    write_stack(tmp_path, capped)
+    assert run_stackgen("lock", "--resolver", "uv", cwd=tmp_path).returncode == 0
+    write_stack(tmp_path, data)
+    assert run_stackgen("lock", "--resolver", "uv", cwd=tmp_path).returncode == 0
+    first = run_stackgen("render", cwd=tmp_path)
+    assert first.returncode == 0, first.stderr
+    before = {p.name: p.read_text() for p in (tmp_path / "easyconfigs").glob("*.eb")}
+    again = run_stackgen("render", "--check", cwd=tmp_path)
+    assert again.returncode == 0, again.stderr
+    assert run_stackgen("lock", "--resolver", "uv", "-P", "tblib", cwd=tmp_path).returncode == 0
+    assert run_stackgen("render", cwd=tmp_path).returncode == 0
+    after = {p.name: p.read_text() for p in (tmp_path / "easyconfigs").glob("*.eb")}
+    changed = [name for name in before if before[name] != after[name]]
+    assert changed == ["dask-2026.11.eb"]
+    assert _changed_exts(before["dask-2026.11.eb"], after["dask-2026.11.eb"]) == {"tblib"}
