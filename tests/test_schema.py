@@ -1,0 +1,68 @@
+"""One schema, checked against itself: the shipped JSON Schema, the checker,
+the typed objects and the documented keys agree."""
+
+from __future__ import annotations
+
+import dataclasses
+
+from stackgen import schema as schema_mod
+from stackgen import spec
+from stackgen.schemadoc import markdown
+
+
+def walk(node, path=""):
+    """(path, keyword) for every keyword in the schema."""
+    for key, value in node.items():
+        yield path, key
+        if key in ("properties", "$defs"):
+            for name, child in value.items():
+                yield from walk(child, f"{path}/{key}/{name}")
+        elif isinstance(value, dict) and key in ("items", "additionalProperties", "propertyNames"):
+            yield from walk(value, f"{path}/{key}")
+
+
+def test_schema_uses_only_keywords_the_checker_knows():
+    unknown = {(p, k) for p, k in walk(schema_mod.schema())
+               if k not in schema_mod.SUPPORTED | schema_mod.ANNOTATIONS}
+    assert unknown == set()
+
+
+def test_docs_are_generated_from_the_schema(repo):
+    assert (repo / "docs" / "stack-yaml.md").read_text() == markdown(), \
+        "run: stackgen schema --markdown > docs/stack-yaml.md"
+
+
+def test_every_property_is_described_with_an_example():
+    def check(node, path):
+        for name, child in node.get("properties", {}).items():
+            child = schema_mod.resolve_ref(child)
+            assert child.get("description"), f"{path}.{name} has no description"
+            assert child.get("examples"), f"{path}.{name} has no example"
+            check(child, f"{path}.{name}")
+    root = schema_mod.schema()
+    check(root, "")
+    for name in ("module", "kernel"):
+        check(root["$defs"][name], name)
+
+
+def props(name):
+    return set(schema_mod.schema()["$defs"][name]["properties"])
+
+
+def fields(cls):
+    return {f.name for f in dataclasses.fields(cls)}
+
+
+def test_typed_objects_match_the_schema():
+    # packages and extensions both become Module.pins
+    assert props("module") - {"packages", "extensions"} == fields(spec.Module) - {"name", "pins"}
+    assert props("kernel") == fields(spec.Kernel)
+    lab = schema_mod.schema()["properties"]["settings"]["properties"]["lab"]["properties"]
+    assert set(lab) == fields(spec.LabSettings)
+    settings = schema_mod.schema()["properties"]["settings"]["properties"]
+    assert set(settings) == fields(spec.Settings)
+
+
+def test_reference_stack_is_valid(repo):
+    stack = spec.load_stack(repo / "stack.yaml")
+    assert [m.name for m in stack.modules] == ["dask", "ipyparallel", "jupyterlab"]
