@@ -58,3 +58,34 @@ def stack_copy(tmp_path, reference_data):
     """A writable copy of the reference stack in tmp_path: (folder, data)."""
     write_stack(tmp_path, reference_data)
     return tmp_path, reference_data
+
+
+class BuiltStack:
+    """The reference stack, built once per session by the real `stackgen build`
+    into a prefix every user can read."""
+
+    def __init__(self, root: Path, spec: Path, prefix: Path, home: Path, summary: dict):
+        self.root, self.spec, self.prefix, self.home, self.summary = root, spec, prefix, home, summary
+
+
+@pytest.fixture(scope="session")
+def built_stack(tmp_path_factory) -> BuiltStack:
+    import json
+    import shutil
+    import tempfile
+
+    root = Path(tempfile.mkdtemp(prefix="stackgen-e2e-", dir="/tmp"))
+    root.chmod(0o755)
+    data = yaml.safe_load((REPO / "stack.yaml").read_text())
+    data["base"]["modulepath"] = [str(REPO / p) for p in data["base"]["modulepath"]]
+    spec = root / "spec"
+    write_stack(spec, data)
+    shutil.copytree(REPO / "lockfiles", spec / "lockfiles")
+    shutil.copytree(REPO / "easyconfigs", spec / "easyconfigs")
+    prefix = root / "prefix"
+    result = run_stackgen("build", "--prefix", str(prefix), "--json", cwd=spec, timeout=3600)
+    assert result.returncode == 0, result.stdout + result.stderr[-5000:]
+    home = root / "home-root"
+    home.mkdir()
+    yield BuiltStack(root, spec, prefix, home, json.loads(result.stdout))
+    shutil.rmtree(root, ignore_errors=True)

@@ -1,0 +1,85 @@
+"""A build that goes wrong leaves nothing a user could load, and a wheelhouse
+file that is not what the lock names stops the build before EasyBuild runs."""
+
+from __future__ import annotations
+
+import os
+
+import pytest
+
+from conftest import run_stackgen, write_stack
+from e2e import login_shell
+
+pytestmark = [pytest.mark.network, pytest.mark.lmod]
+
+
+@pytest.fixture(scope="module")
+def tiny(tmp_path_factory, repo):
+    """A one-module stack, locked with uv: fast to build."""
+    folder = tmp_path_factory.mktemp("tiny")
+    write_stack(folder, {
+        "stack": {"name": "tiny", "version": "1"},
+        "base": {"module": "cray-python/3.11", "modulepath": [str(repo / "site_modulefiles")]},
+        "modules": {"tinymod": {"packages": ["six==1.17.0"]}},
+    })
+    result = run_stackgen("lock", "--resolver", "uv", cwd=folder)
+    assert result.returncode == 0, result.stderr
+    return folder
+
+
+def test_failed_build_leaves_nothing_loadable(tiny, tmp_path):
+    hooks = tmp_path / "fault_hooks.py"
+    hooks.write_text(
+        "from easybuild.tools.build_log import EasyBuildError\n\n\n"
+        "def post_install_hook(self, *args, **kwargs):\n"
+        "    raise EasyBuildError('injected fault after installation')\n")
+    prefix = tmp_path / "prefix"
+    env = dict(os.environ, EASYBUILD_HOOKS=str(hooks))
+    result = run_stackgen("build", "--prefix", str(prefix), "--wheelhouse",
+                          str(tmp_path / "wheels"), cwd=tiny, env=env)
+    assert result.returncode == 1
+    assert "EasyBuild failed to build tinymod/1" in result.stderr
+    assert "injected fault" in result.stderr
+    assert "EasyBuild log:" in result.stderr and "Traceback" not in result.stderr
+    assert not (prefix / "software" / "tinymod" / "1").exists()
+    assert not list((prefix / "modules").rglob("*.lua")) if (prefix / "modules").exists() else True
+    avail = login_shell(f"module use {prefix}/modules/all; module load tinymod/1 2>&1; "
+                        "echo rc=$?", home=tmp_path)
+    assert "rc=1" in avail.stdout
+    # the same build without the fault succeeds and is then loadable
+    ok = run_stackgen("build", "--prefix", str(prefix), "--wheelhouse",
+                      str(tmp_path / "wheels"), cwd=tiny)
+    assert ok.returncode == 0, ok.stderr
+    loaded = login_shell(f"module use {prefix}/modules/all && module load tinymod/1 && "
+                         "python -c 'import six; print(six.__version__)'", home=tmp_path)
+    assert loaded.stdout.strip() == "1.17.0", loaded.stderr
+
+
+def test_tampered_wheel_stops_the_build_before_easybuild(tiny, tmp_path):
+    wheels = tmp_path / "wheels"
+    fetched = run_stackgen("fetch", "--wheelhouse", str(wheels), cwd=tiny)
+    assert fetched.returncode == 0, fetched.stderr
+    (wheel,) = list(wheels.glob("six-*.whl"))
+    wheel.write_bytes(wheel.read_bytes() + b"tampered")
+    prefix = tmp_path / "prefix"
+    result = run_stackgen("build", "--prefix", str(prefix), "--wheelhouse", str(wheels), cwd=tiny)
+    assert result.returncode == 2
+    assert wheel.name in result.stderr and "differs from the lock" in result.stderr
+    assert "EasyBuild" not in result.stderr
+    assert not prefix.exists()
+    assert not wheel.exists()
+
+
+def test_stale_lock_is_refused(tiny, tmp_path):
+    import shutil
+
+    import yaml
+    copy = tmp_path / "stale"
+    shutil.copytree(tiny, copy)
+    data = yaml.safe_load((copy / "stack.yaml").read_text())
+    data["modules"]["tinymod"]["packages"].append("toolz")
+    write_stack(copy, data)
+    result = run_stackgen("build", "--prefix", str(tmp_path / "p"), cwd=copy)
+    assert result.returncode == 1
+    assert "stale" in result.stderr and "added to module tinymod: toolz" in result.stderr
+    assert not (tmp_path / "p").exists()

@@ -1,0 +1,131 @@
+"""The reference stack built for real (EasyBuild, Lmod), then used as a
+scientist uses it: `module load jupyterlab` in a login shell."""
+
+from __future__ import annotations
+
+import json
+import re
+import shlex
+import sys
+
+import pytest
+
+from conftest import run_stackgen
+from e2e import (E2E_USER, KERNEL_CLIENT, LabServer, ensure_user, login_shell, page_config,
+                 with_lab, writable_by_others)
+
+pytestmark = [pytest.mark.slow, pytest.mark.network, pytest.mark.lmod]
+
+# stack.yaml's extensions: Python package -> (lab extension, server extension)
+EXTENSIONS = {
+    "dask-labextension": ("dask-labextension", "dask_labextension"),
+    "jupyterlab-git": ("@jupyterlab/git", "jupyterlab_git"),
+    "jupyter-resource-usage": ("@jupyter-server/resource-usage", "jupyter_resource_usage"),
+    "jupyter-server-proxy": ("@jupyterhub/jupyter-server-proxy", "jupyter_server_proxy"),
+}
+
+
+def lab(built, script, **kw):
+    return login_shell(with_lab(built.prefix, script), home=kw.pop("home", built.home), **kw)
+
+
+def test_build_summary_and_layout(built_stack):
+    summary = built_stack.summary
+    assert summary["modules"][-1] == "jupyterlab/2026.11"
+    assert set(summary["built"]) == set(summary["modules"])
+    for module in summary["modules"]:
+        name, version = module.split("/")
+        assert (built_stack.prefix / "modules" / "all" / name / f"{version}.lua").exists()
+        assert (built_stack.prefix / "software" / name / version / "easybuild").is_dir()
+
+
+def test_module_load_gives_the_whole_lab(built_stack):
+    result = lab(built_stack, 'python -c "import jupyterlab, dask.distributed, ipyparallel; '
+                              'print(jupyterlab.__version__)"')
+    assert result.returncode == 0, result.stderr
+    assert result.stdout.strip().startswith("4.6.")
+
+
+def test_every_extension_is_enabled(built_stack):
+    listed = lab(built_stack, "jupyter labextension list 2>&1")
+    assert listed.returncode == 0, listed.stdout
+    for package, (labext, _) in EXTENSIONS.items():
+        assert re.search(rf"{re.escape(labext)} v\S+ enabled\s+OK", listed.stdout), \
+            f"{package}: {labext} not enabled OK:\n{listed.stdout}"
+    assert " X" not in listed.stdout
+    servers = lab(built_stack, "jupyter server extension list 2>&1")
+    for package, (_, server) in EXTENSIONS.items():
+        assert re.search(rf"{server} enabled", servers.stdout), f"{server}:\n{servers.stdout}"
+    assert "jupyterlab enabled" in servers.stdout
+
+
+def test_module_whatis_lists_the_extensions(built_stack):
+    result = login_shell(f"module use {built_stack.prefix}/modules/all && "
+                         "module whatis jupyterlab 2>&1", home=built_stack.home)
+    for package in EXTENSIONS:
+        assert package in result.stdout, result.stdout
+
+
+def test_installed_tree_is_not_writable_by_group_or_others(built_stack):
+    assert writable_by_others(built_stack.prefix / "software") == []
+    assert writable_by_others(built_stack.prefix / "modules") == []
+
+
+def test_rebuild_with_nothing_changed_builds_nothing(built_stack):
+    result = run_stackgen("build", "--prefix", str(built_stack.prefix), "--json",
+                          cwd=built_stack.spec)
+    assert result.returncode == 0, result.stderr
+    assert json.loads(result.stdout)["built"] == []
+    check = run_stackgen("render", "--check", cwd=built_stack.spec)
+    assert check.returncode == 0, check.stderr
+
+
+def test_a_user_overrides_the_site_for_themselves(built_stack):
+    """As an unprivileged user: disabling a central extension and changing a
+    site default take effect for that user only."""
+    user = ensure_user()
+    probe = login_shell(with_lab(built_stack.prefix, "touch $EBROOTJUPYTERLAB/x 2>&1; "
+                                 "jupyter labextension disable dask-labextension --level=user && "
+                                 "jupyter server extension disable jupyterlab_git --user && "
+                                 "jupyter labextension list 2>&1; jupyter server extension list 2>&1"),
+                        user=user.pw_name)
+    assert "Permission denied" in probe.stdout
+    assert re.search(r"dask-labextension v\S+ disabled", probe.stdout), probe.stdout
+    assert re.search(r"jupyterlab_git disabled", probe.stdout), probe.stdout
+    mine = lab(built_stack, "jupyter labextension list 2>&1; jupyter server extension list 2>&1")
+    assert re.search(r"dask-labextension v\S+ enabled", mine.stdout)
+    assert re.search(r"jupyterlab_git enabled", mine.stdout)
+    reset = f"rm -rf ~{user.pw_name}/.jupyter ~{user.pw_name}/.local/share/jupyter"
+    login_shell(reset, home=built_stack.home)
+
+
+def test_jupyter_lab_serves_the_stack(built_stack, tmp_path):
+    home = built_stack.root / "home-lab"
+    home.mkdir(exist_ok=True)
+    settings = home / ".jupyter/lab/user-settings/@jupyterlab/apputils-extension"
+    settings.mkdir(parents=True)
+    (settings / "notification.jupyterlab-settings").write_text('{"fetchNews": "true"}')
+    server = LabServer(built_stack.prefix, home)
+    try:
+        server.wait()
+        status, html = server.get("/lab")
+        assert status == 200
+        config = page_config(html)
+        federated = {ext["name"] for ext in config["federated_extensions"]}
+        for labext, _ in EXTENSIONS.values():
+            assert labext in federated
+        status, specs = server.get("/api/kernelspecs")
+        assert "python3" in json.loads(specs)["kernelspecs"]
+        status, notif = server.get("/lab/api/settings/@jupyterlab/apputils-extension:notification")
+        notif = json.loads(notif)
+        assert notif["schema"]["properties"]["fetchNews"]["default"] == "false"   # site default
+        assert json.loads(notif["raw"])["fetchNews"] == "true"                   # the user's wins
+        code = "import dask, ipyparallel, dask.distributed; print('ok', dask.__version__)"
+        script = with_lab(built_stack.prefix, shlex.join(
+            ["python", "-c", KERNEL_CLIENT, server.url, server.token, code]))
+        ran = login_shell(script, home=home, timeout=300)
+        assert ran.returncode == 0, ran.stderr
+        assert ran.stdout.startswith("ok 2026."), ran.stdout
+    finally:
+        server.stop()
+    assert server.proc.returncode is not None
