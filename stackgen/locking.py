@@ -4,6 +4,7 @@ from __future__ import annotations
 
 import json
 import logging
+import re
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
@@ -14,15 +15,20 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from stackgen import lock as lockfile
+from stackgen import npm
 from stackgen.base import Base
-from stackgen.errors import InputError, StackgenError
+from stackgen.errors import CommandError, InputError, StackgenError
 from stackgen.fsutil import write_atomic
 from stackgen.lock import INDEX_URL, Lock, LockedPackage, LockHeader
+from stackgen.npm import LockedNpm
 from stackgen.resolve import Request, Resolved, resolve, resolver_version
 from stackgen.run import clean_env, run
 from stackgen.spec import Stack
 
 log = logging.getLogger("stackgen.lock")
+
+# pip's words for a pinned version its view of the index lacks.
+_UNSEEN = re.compile(r"No matching distribution found for (\S+==\S+)")
 
 
 def make_lock(stack: Stack, base: Base, *, resolver: str = "pip-tools",
@@ -58,7 +64,24 @@ def make_lock(stack: Stack, base: Base, *, resolver: str = "pip-tools",
                                    file=chosen[r.name]["file"], sha256=chosen[r.name]["sha256"],
                                    url=chosen[r.name]["url"], requires=requires[r.name])
                      for r in sorted(resolved, key=lambda r: r.name))
-    return Lock(header=header_for(stack, base, resolver_version(resolver)), packages=packages)
+    return Lock(header=header_for(stack, base, resolver_version(resolver)), packages=packages,
+                npm=lock_npm(stack, previous, progress))
+
+
+def lock_npm(stack: Stack, previous: Lock | None,
+             progress: Callable[[str], None] = lambda msg: None) -> tuple[LockedNpm, ...]:
+    """Each source extension with its tarball and integrity; an exact pin
+    already in the previous lock is kept as it is, without asking the registry."""
+    known = {(n.module, n.name, n.version): n for n in (previous.npm if previous else ())}
+    out = []
+    for module in stack.modules:
+        for pin in module.source_extensions:
+            hit = known.get((pin.module, pin.name, pin.version))
+            if not hit:
+                progress(f"asking the npm registry for {pin.text}")
+                hit = npm.lock_pin(pin)
+            out.append(hit)
+    return tuple(sorted(out, key=lambda n: (n.module, n.name)))
 
 
 def header_for(stack: Stack, base: Base, resolver: str) -> LockHeader:
@@ -126,12 +149,32 @@ def _ask_pip(base: Base, resolved: list[Resolved], workdir: Path, cache: Path,
     pins.write_text("".join(f"{r.name}=={r.version} " + " ".join(f"--hash={h}" for h in r.hashes)
                             + "\n" for r in resolved))
     report = workdir / "report.json"
-    run([str(base.python), "-m", "pip", "install", "--dry-run", "--ignore-installed",
-         "--no-deps", "--quiet", "--report", str(report), "--index-url", INDEX_URL,
-         "--require-hashes", "-r", str(pins)],
-        env=clean_env(base.env, PIP_CACHE_DIR=str(cache / "pip")),
-        describe="choosing the files for the base (pip install --dry-run)",
-        logfile=workdir / "select.log", heartbeat=heartbeat)
+    argv = [str(base.python), "-m", "pip", "install", "--dry-run", "--ignore-installed",
+            "--no-deps", "--quiet", "--report", str(report), "--index-url", INDEX_URL,
+            "--require-hashes", "-r", str(pins)]
+    describe = "choosing the files for the base (pip install --dry-run)"
+    env = clean_env(base.env, PIP_CACHE_DIR=str(cache / "pip"))
+    try:
+        run(argv, env=env, describe=describe, logfile=workdir / "select.log", heartbeat=heartbeat)
+    except CommandError as exc:
+        # pip keeps an index page for minutes, and PyPI's CDN can serve an older
+        # view of a project for a while after a release: the resolver may have
+        # seen a version pip does not yet. Ask once more without pip's cache.
+        unseen = _UNSEEN.findall(exc.output)
+        if not unseen:
+            raise
+        log.info("pip does not see %s yet; asking again without its cache", ", ".join(unseen))
+        try:
+            run([*argv, "--no-cache-dir"], env=env, describe=describe,
+                logfile=workdir / "select.log", heartbeat=heartbeat)
+        except CommandError as again:
+            if not _UNSEEN.findall(again.output):
+                raise
+            raise StackgenError(
+                f"the resolver chose {', '.join(_UNSEEN.findall(again.output))}, but PyPI's "
+                "index does not show it to pip yet (a release minutes old is served "
+                "unevenly by PyPI's CDN)",
+                "run the same `stackgen lock` again in a few minutes; nothing was written") from None
     chosen: dict[str, dict] = {}
     for item in json.loads(report.read_text())["install"]:
         meta, info = item["metadata"], item["download_info"]
