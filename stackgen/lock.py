@@ -15,6 +15,7 @@ from pathlib import Path
 
 from stackgen.errors import InputError
 from stackgen.fsutil import write_atomic
+from stackgen.npm import LockedNpm
 
 LOCK_FORMAT = 1
 INDEX_URL = "https://pypi.org/simple"
@@ -54,6 +55,7 @@ class LockHeader:
 class Lock:
     header: LockHeader
     packages: tuple[LockedPackage, ...] = field(default_factory=tuple)
+    npm: tuple[LockedNpm, ...] = ()          # source extensions, by module then name
 
     def package(self, name: str) -> LockedPackage | None:
         return next((p for p in self.packages if p.name == name), None)
@@ -85,6 +87,8 @@ def render(lock: Lock) -> str:
         f"# base-python: {h.base_python}",
     ]
     lines += [f"# base-provides: {p}" for p in h.base_provides]
+    lines += [f"# npm: {n.module}: {n.name}@{n.version} {n.integrity} {n.url}"
+              for n in sorted(lock.npm, key=lambda n: (n.module, n.name))]
     lines += [
         f"# base-digest: {h.base_digest}",
         f"# resolver: {h.resolver}",
@@ -163,7 +167,18 @@ def parse(text: str, file: str = "lock") -> Lock:
         else:
             raise fail(lineno, f"unexpected line {line!r}")
     finish()
-    return Lock(header=_header(meta, file), packages=tuple(packages))
+    return Lock(header=_header(meta, file), packages=tuple(packages),
+                npm=tuple(_npm(line, file) for line in meta.get("npm", [])))
+
+
+def _npm(line: str, file: str) -> LockedNpm:
+    module, _, rest = line.partition(": ")
+    parts = rest.split()
+    name, _, version = parts[0].rpartition("@") if parts else ("", "", "")
+    if len(parts) != 3 or not name or not version:
+        raise InputError(f"{file}: npm line {line!r} is not 'module: name@version integrity url'",
+                         "run `stackgen lock` to rewrite it")
+    return LockedNpm(module, name, version, parts[1], parts[2])
 
 
 def _header(meta: dict[str, list[str]], file: str) -> LockHeader:

@@ -141,6 +141,9 @@ def render(stack: Stack, lock: Lock, top_levels: dict[str, tuple[str, ...]]) -> 
         lab = "jupyterlab" in names
         dask = "dask" in names and bool(stack.settings.dask)
         extensions = sorted(p.name for p in stack.pins if p.extension and holder.get(p.name) == mp.name)
+        # source extensions are built into the app dir: where jupyterlab is
+        sources = sorted(lock.npm, key=lambda n: n.name) if lab else []
+        extensions += [n.name for n in sources]
         footer = _env().get_template("footer.lua.j2").render(
             lab_app_dir=lab, dask_config=dask, extensions=extensions)
         text = _env().get_template("easyconfig.eb.j2").render(
@@ -150,7 +153,8 @@ def render(stack: Stack, lock: Lock, top_levels: dict[str, tuple[str, ...]]) -> 
             else "https://jupyter.org/",
             description=mp.description, base_module=lock.header.base_module,
             depends=[{"name": n, "version": v} for n, v in mp.depends],
-            site_files=site_files(stack, lab, dask), exts=exts, footer=footer.strip())
+            site_files=site_files(stack, lab, dask), exts=exts, sources=sources,
+            footer=footer.strip())
         out[f"{mp.name}-{mp.version}.eb"] = text
     return out
 

@@ -14,8 +14,10 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from stackgen import npm
 from stackgen import schema as schema_mod
 from stackgen import yamlsrc
+from stackgen.npm import NpmPin
 from stackgen.yamlsrc import Source
 
 # Bumped when the meaning of the lock inputs changes, so old locks go stale.
@@ -43,7 +45,7 @@ class Module:
     description: str
     depends: tuple[str, ...]
     pins: tuple[Pin, ...]
-    source_extensions: tuple[str, ...] = ()
+    source_extensions: tuple[NpmPin, ...] = ()
 
     @property
     def extensions(self) -> tuple[Pin, ...]:
@@ -120,7 +122,10 @@ class Stack:
             "version": self.version,
             "base": self.base.module,
             "modules": {m.name: {"depends": sorted(m.depends),
-                                 "requirements": sorted(p.text for p in m.pins)}
+                                 "requirements": sorted(p.text for p in m.pins),
+                                 # only when present: stacks without any keep their digest
+                                 **({"npm": sorted(p.text for p in m.source_extensions)}
+                                    if m.source_extensions else {})}
                         for m in self.modules},
         }
 
@@ -189,10 +194,27 @@ def _module(source: Source, name: str, body: dict, stack_version: str) -> Module
     if not pins and not body.get("source_extensions"):
         raise source.error(("modules", name), "the module holds no packages",
                            "add a packages: list, or remove the module")
+    sources = tuple(_npm_pin(source, ("modules", name, "source_extensions", i), text, name)
+                    for i, text in enumerate(body.get("source_extensions", [])))
+    if sources and not any(p.name == "jupyterlab" for p in pins):
+        raise source.error(("modules", name, "source_extensions"),
+                           f"module '{name}' has source extensions but does not list jupyterlab",
+                           "source extensions are built into JupyterLab's app dir: declare them "
+                           "in the module whose packages list jupyterlab")
     return Module(name=name, version=body.get("version", stack_version),
                   description=body.get("description", ""),
                   depends=tuple(body.get("depends", [])), pins=tuple(pins),
-                  source_extensions=tuple(body.get("source_extensions", [])))
+                  source_extensions=sources)
+
+
+def _npm_pin(source: Source, path: tuple, text: str, module: str) -> NpmPin:
+    try:
+        return npm.parse_pin(text, module)
+    except ValueError as exc:
+        raise source.error(path, str(exc),
+                           "name the npm package with one exact version, such as "
+                           "'jupyterlab-theme-solarized-dark@3.0.1': the central build "
+                           "must give the same app on every rebuild") from None
 
 
 def _pin(source: Source, path: tuple, text: str, module: str, extension: bool) -> Pin:

@@ -27,6 +27,11 @@ def _spec_changes(stack: Stack, lock: Lock) -> list[str]:
     have_reqs = set(have.requirements)
     out = [f"added to module {m}: {t}" for m, t in sorted(want_reqs - have_reqs)]
     out += [f"removed from module {m}: {t}" for m, t in sorted(have_reqs - want_reqs)]
+    want_npm = {(p.module, p.text) for m in stack.modules for p in m.source_extensions}
+    have_npm = {(n.module, f"{n.name}@{n.version}") for n in lock.npm}
+    out += [f"source extension added to module {m}: {t}" for m, t in sorted(want_npm - have_npm)]
+    out += [f"source extension removed from module {m}: {t}"
+            for m, t in sorted(have_npm - want_npm)]
     want_deps = {m.name: tuple(sorted(m.depends)) for m in stack.modules}
     have_deps = dict(have.depends)
     for name in sorted(set(want_deps) | set(have_deps)):

@@ -12,6 +12,7 @@ import pytest
 
 from stackgen.fetch import HashMismatch, fetch
 from stackgen.lock import Lock, LockedPackage, LockHeader
+from stackgen.npm import LockedNpm
 
 HEADER = LockHeader(stack="demo", version="1", spec_digest="sha256:0", requirements=(),
                     depends=(), base_module="cray-python/3.11",
@@ -110,3 +111,19 @@ def test_a_download_with_the_wrong_content_is_refused(index, tmp_path):
     with pytest.raises(HashMismatch):
         fetch(Lock(HEADER, (pkg,)), house)
     assert list(house.iterdir()) == []
+
+
+def test_npm_tarballs_are_fetched_and_checked_by_their_integrity(index, tmp_path):
+    import base64
+    served, url = index
+    content = b"a source extension"
+    (served / "theme-1.0.0.tgz").write_bytes(content)
+    integrity = "sha512-" + base64.b64encode(hashlib.sha512(content).digest()).decode()
+    tarball = LockedNpm("lab", "theme", "1.0.0", integrity, f"{url}/theme-1.0.0.tgz")
+    house = tmp_path / "house"
+    assert fetch(Lock(HEADER, (), (tarball,)), house).downloaded == 1
+    assert (house / "theme-1.0.0.tgz").read_bytes() == content
+    (house / "theme-1.0.0.tgz").write_bytes(b"swapped")
+    with pytest.raises(HashMismatch) as err:
+        fetch(Lock(HEADER, (), (tarball,)), house)
+    assert "npm theme@1.0.0" in err.value.message

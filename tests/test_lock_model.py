@@ -9,6 +9,7 @@ from stackgen import lock as lockfile
 from stackgen.base import BaseIdentity
 from stackgen.errors import InputError
 from stackgen.lmod import apply_python
+from stackgen.npm import LockedNpm
 from stackgen.locking import dependency_graph, header_for
 from stackgen.resolve import explain_conflict, parse_resolved
 from stackgen.run import clean_env, run
@@ -61,6 +62,20 @@ def test_render_parse_round_trip(stack):
     assert again.header == lock.header
     assert again.package("dask").file == PKG.file
     assert "--hash=sha256:" + "a" * 64 + " \\" in text   # sorted hashes, continuation
+
+
+NPM = LockedNpm(module="lab", name="@acme/lab-theme", version="1.2.3",
+                integrity="sha512-" + "A" * 86 + "==",
+                url="https://registry.npmjs.org/@acme/lab-theme/-/lab-theme-1.2.3.tgz")
+
+
+def test_npm_lines_round_trip(stack):
+    lock = lockfile.Lock(header=make_lock(stack, [PKG]).header, packages=(PKG,), npm=(NPM,))
+    text = lock.render()
+    assert "# npm: lab: @acme/lab-theme@1.2.3 sha512-" in text
+    again = lockfile.parse(text)
+    assert again.npm == (NPM,) and again.render() == text
+    assert NPM.file == "acme-lab-theme-1.2.3.tgz"
 
 
 def test_render_is_sorted_and_stable(stack):
@@ -156,6 +171,19 @@ def test_staleness_names_spec_and_base_changes(stack, tmp_path):
     assert "base now provides scipy 1.17.1" in reasons
     assert "base no longer provides pip 26.0.1" in reasons
     assert stale_reasons(stack, IDENT, None)[0].startswith("no lock yet")
+
+
+def test_staleness_names_a_source_extension(stack, tmp_path):
+    lock = make_lock(stack, [PKG])
+    (tmp_path / "stack.yaml").write_text(STACK.replace(
+        "    packages: [jupyterlab==4.6.*]",
+        "    packages: [jupyterlab==4.6.*]\n    source_extensions: ['@acme/lab-theme@1.2.3']"))
+    changed = load_stack(tmp_path / "stack.yaml")
+    assert stale_reasons(changed, IDENT, lock) == [
+        "source extension added to module lab: @acme/lab-theme@1.2.3"]
+    current = lockfile.Lock(header=header_for(changed, FakeBase(), "uv 0.13"), packages=(PKG,),
+                            npm=(NPM,))
+    assert stale_reasons(changed, IDENT, current) == []
 
 
 def test_settings_do_not_make_the_lock_stale(stack, tmp_path):

@@ -108,7 +108,7 @@ def test_render_is_deterministic_and_carries_the_site_settings(stack_and_lock):
     assert "share/jupyter/lab/settings/overrides.json" in lab
     assert "'extension_manager': 'readonly'" in lab
     assert 'setenv("JUPYTERLAB_DIR"' in lab
-    assert "whatis(\"Jupyter extensions: lab-ext\")" in lab
+    assert "whatis(\"Jupyter extension: lab-ext\")" in lab
     assert "DASK_ROOT_CONFIG" in first["dask-1.eb"] and "etc/dask/" in first["dask-1.eb"]
     assert "('cray-python/3.11', EXTERNAL_MODULE)" in first["demo-common-1.eb"]
 

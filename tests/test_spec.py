@@ -73,6 +73,16 @@ BAD = [
     ("url-requirement", GOOD.replace("dask==2026.*", "dask @ https://example.org/dask.whl"), 9,
      "points at a URL"),
     ("kernel-name", GOOD + "kernels:\n  - name: My Kernel\n", 20, "is not valid"),
+    ("npm-without-version", GOOD.replace("      - jupyterlab-git",
+                                         "      - jupyterlab-git\n    source_extensions:\n"
+                                         "      - jupyterlab-theme-solarized-dark"), 17,
+     "names no version"),
+    ("npm-range", GOOD.replace("      - jupyterlab-git",
+                               "      - jupyterlab-git\n    source_extensions:\n"
+                               "      - '@acme/lab-ext@^3.0.0'"), 17, "one exact version"),
+    ("npm-outside-lab", GOOD.replace("      - dask==2026.*",
+                                     "      - dask==2026.*\n    source_extensions: [a@1.0.0]"),
+     10, "does not list jupyterlab"),
 ]
 
 
@@ -128,3 +138,16 @@ def test_lock_digest_follows_requirements_only(tmp_path):
     assert load_stack(path).lock_digest() == digest
     path.write_text(GOOD.replace("      - jupyterlab-git", "      - jupyterlab-git\n      - toolz"))
     assert load_stack(path).lock_digest() != digest
+
+
+def test_source_extensions_are_typed_and_in_the_lock_digest(tmp_path):
+    path = tmp_path / "stack.yaml"
+    path.write_text(GOOD)
+    digest = load_stack(path).lock_digest()
+    path.write_text(GOOD.replace("      - jupyterlab-git",
+                                 "      - jupyterlab-git\n    source_extensions:\n"
+                                 "      - '@acme/lab-theme@1.2.3-rc.1'"))
+    stack = load_stack(path)
+    (pin,) = stack.module("lab").source_extensions
+    assert (pin.name, pin.version, pin.module) == ("@acme/lab-theme", "1.2.3-rc.1", "lab")
+    assert stack.lock_digest() != digest
