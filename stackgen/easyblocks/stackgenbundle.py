@@ -91,7 +91,7 @@ class StackgenBundle(PythonBundle):
     def build_source_extensions(self):
         """`jupyter labextension install` each tarball into the app dir of this
         install, then one `jupyter lab build`; node comes from STACKGEN_NODE_BIN
-        (set by stackgen build) or PATH. The build's node_modules are dropped."""
+        (set by stackgen build) or PATH. What the build fetched is dropped."""
         tarballs = self.source_tarballs()
         app_dir = os.path.join(self.installdir, 'share', 'jupyter', 'lab')
         scratch = os.path.join(self.builddir, 'stackgen-lab-build')
@@ -113,4 +113,7 @@ class StackgenBundle(PythonBundle):
             run_shell_cmd('jupyter lab build %s --dev-build=False --minimize=True' % app)
         finally:
             self.clean_up_fake_module(fake)
-        remove_dir(os.path.join(app_dir, 'staging', 'node_modules'))
+        # what the build fetched and its intermediate output (static/ holds the
+        # result): about 400 MB that nobody reads afterwards
+        for leftover in ('node_modules', '.yarn', 'build'):
+            remove_dir(os.path.join(app_dir, 'staging', leftover))
