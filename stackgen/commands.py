@@ -10,6 +10,7 @@ from stackgen import lock as lockfile
 from stackgen.base import load_base
 from stackgen.ui import default_cache, emit_json, progress
 from stackgen.locking import make_lock
+from stackgen.node import node_folder
 from stackgen.spec import load_stack
 from stackgen.staleness import stale_reasons
 
@@ -230,7 +231,7 @@ def build(args: Namespace) -> int:
                                  modulepath=stack.base.modulepath,
                                  base_module=current.header.base_module,
                                  base_python=current.header.base_python.split()[1],
-                                 node_bin=build_mod.node_bin(workdir) if current.npm else None)
+                                 node_bin=node_folder(workdir) if current.npm else None)
         eb.write_metadata()
         for module, why in todo:
             progress(f"building {module.full_name} ({why})")

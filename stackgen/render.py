@@ -6,12 +6,14 @@ import name; the text itself is in templates/.
 
 from __future__ import annotations
 
+import hashlib
 import json
 from dataclasses import dataclass
 from functools import lru_cache
 
 import jinja2
 
+from stackgen import __version__
 from stackgen.lock import Lock, LockedPackage
 from stackgen.spec import Stack
 
@@ -145,7 +147,9 @@ def render(stack: Stack, lock: Lock, top_levels: dict[str, tuple[str, ...]]) -> 
         sources = sorted(lock.npm, key=lambda n: n.name) if lab else []
         extensions += [n.name for n in sources]
         footer = _env().get_template("footer.lua.j2").render(
-            lab_app_dir=lab, dask_config=dask, extensions=extensions)
+            lab_app_dir=lab, dask_config=dask, extensions=extensions, stack=stack.name,
+            stack_version=stack.version, bundle=bundle_digest(stack, lock),
+            python_version=".".join(lock.header.base_python.split()[1].split(".")[:2]))
         text = _env().get_template("easyconfig.eb.j2").render(
             easyblock=EASYBLOCK, name=mp.name, version=mp.version, stack=stack.name,
             stack_version=stack.version, lock_name=stack.lock_name,
@@ -154,9 +158,18 @@ def render(stack: Stack, lock: Lock, top_levels: dict[str, tuple[str, ...]]) -> 
             description=mp.description, base_module=lock.header.base_module,
             depends=[{"name": n, "version": v} for n, v in mp.depends],
             site_files=site_files(stack, lab, dask), exts=exts, sources=sources,
+            user_command=__version__ if lab else "",
             footer=footer.strip())
         out[f"{mp.name}-{mp.version}.eb"] = text
     return out
+
+
+def bundle_digest(stack: Stack, lock: Lock) -> str:
+    """What a user overlay is made on: every locked package and source
+    extension, and the lab's site settings (a copied app dir carries them)."""
+    blob = json.dumps({"lock": lock.render(), "lab": site_files(stack, True, False),
+                       "user_command": __version__}, sort_keys=True)
+    return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
 
 
 def site_files(stack: Stack, lab: bool, dask: bool) -> dict:
@@ -201,6 +214,11 @@ def py_wrapped(value: str, indent: int, key: str = "'source_tmpl': ") -> str:
     return "(\n" + inner + "\n" + " " * indent + ")"
 
 
+def lua_string(value: str) -> str:
+    """A Lua string literal (JSON's escapes are valid Lua for these values)."""
+    return json.dumps(str(value))
+
+
 @lru_cache(maxsize=1)
 def _env() -> jinja2.Environment:
     env = jinja2.Environment(loader=jinja2.PackageLoader("stackgen", "templates"),
@@ -209,4 +227,5 @@ def _env() -> jinja2.Environment:
     env.filters["py"] = py_literal
     env.filters["pyblock"] = py_literal
     env.filters["pywrapped"] = py_wrapped
+    env.filters["lua"] = lua_string
     return env

@@ -174,6 +174,20 @@ def _requirement_information(output: str) -> list[str]:
 def explain_conflict(resolver: str, output: str) -> StackgenError:
     """A few lines naming the requirements that clash, not pip's whole output."""
     lines = [ln.rstrip() for ln in output.splitlines()]
+    picked = conflict_lines(output)
+    if not picked:
+        tail = "\n".join("    " + ln for ln in lines[-12:] if ln.strip())
+        return StackgenError(f"resolution with {resolver} failed:\n{tail}",
+                             "see the resolver's output above; run with --debug for all of it")
+    body = "\n".join("    " + ln for ln in picked)
+    return InputError(f"the stack's requirements cannot be resolved together ({resolver}):\n{body}",
+                      "relax or change the clashing requirement in stack.yaml; packages the "
+                      "base provides (base-provides in the lock) are fixed at the base's version")
+
+
+def conflict_lines(output: str) -> list[str]:
+    """The lines of pip's, pip-tools' or uv's output that name what clashes."""
+    lines = [ln.rstrip() for ln in output.splitlines()]
     picked: list[str] = []
     for i, line in enumerate(lines):
         text = line.strip()
@@ -192,12 +206,4 @@ def explain_conflict(resolver: str, output: str) -> StackgenError:
         elif text.startswith(("ERROR: Cannot install", "× No solution")):
             picked.append(text.replace("ERROR: ", "").replace("× ", ""))
     picked += _requirement_information(output)
-    picked = list(dict.fromkeys(picked))[:10]
-    if not picked:
-        tail = "\n".join("    " + ln for ln in lines[-12:] if ln.strip())
-        return StackgenError(f"resolution with {resolver} failed:\n{tail}",
-                             "see the resolver's output above; run with --debug for all of it")
-    body = "\n".join("    " + ln for ln in picked)
-    return InputError(f"the stack's requirements cannot be resolved together ({resolver}):\n{body}",
-                      "relax or change the clashing requirement in stack.yaml; packages the "
-                      "base provides (base-provides in the lock) are fixed at the base's version")
+    return list(dict.fromkeys(picked))[:10]

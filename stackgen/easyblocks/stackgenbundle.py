@@ -38,6 +38,15 @@ def site_file_text(data):
     return json.dumps(data, indent=1, sort_keys=True) + "\n"
 
 
+# bin/stackgen in the module: the user side of stackgen, with the module's own
+# python3 (the base) and the central packages the module puts on PYTHONPATH.
+USER_LAUNCHER = """#!/bin/sh
+# stackgen user-overlay: your own lab extensions on top of this JupyterLab.
+here=$(cd "$(dirname "$0")/.." && pwd)
+PYTHONPATH="$here/libexec/stackgen${PYTHONPATH:+:$PYTHONPATH}" exec python3 -m stackgen.usercli "$@"
+"""
+
+
 def integrity_matches(path, integrity):
     """True when the file's digest is npm's `<algorithm>-<base64>` integrity."""
     algorithm, _, expected = integrity.partition('-')
@@ -59,6 +68,8 @@ class StackgenBundle(PythonBundle):
         extra_vars.update({
             'site_json_files': [{}, "Files to write in the install, as {relative path: JSON-like "
                                     "data}: JupyterLab settings, server and dask config", CUSTOM],
+            'stackgen_user_command': ['', "stackgen version whose user side (`stackgen "
+                                          "user-overlay`) is installed into bin/ and libexec/", CUSTOM],
             'lab_source_extensions': [[], "Source-only lab extensions built into JupyterLab's "
                                           "app dir, as (npm name, version, tarball in the "
                                           "sourcepath, npm integrity)", CUSTOM],
@@ -75,7 +86,26 @@ class StackgenBundle(PythonBundle):
             self.log.info("Wrote site file %s", path)
         if self.cfg['lab_source_extensions']:
             self.build_source_extensions()
+        if self.cfg['stackgen_user_command']:
+            self.install_user_command()
         return super().post_processing_step()
+
+    def install_user_command(self):
+        """stackgen's own package into libexec/stackgen, and bin/stackgen running
+        its user side with the module's Python. The version must be the one the
+        easyconfig names: the module says so to users' overlays."""
+        import stackgen
+        if stackgen.__version__ != self.cfg['stackgen_user_command']:
+            raise EasyBuildError("the easyconfig wants stackgen %s's user command, this is %s: "
+                                 "run stackgen render", self.cfg['stackgen_user_command'],
+                                 stackgen.__version__)
+        target = os.path.join(self.installdir, 'libexec', 'stackgen', 'stackgen')
+        remove_dir(target)
+        shutil.copytree(os.path.dirname(stackgen.__file__), target,
+                        ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+        launcher = os.path.join(self.installdir, 'bin', 'stackgen')
+        write_file(launcher, USER_LAUNCHER)
+        os.chmod(launcher, 0o755)
 
     def source_tarballs(self):
         """The verified tarball of each source extension, from the sourcepath."""

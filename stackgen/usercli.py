@@ -1,0 +1,76 @@
+"""`stackgen user-overlay ...`: the user side. The same parser serves the
+site's `stackgen` and the launcher the jupyterlab module puts on a user's
+PATH (which offers only these commands)."""
+
+from __future__ import annotations
+
+import argparse
+import sys
+
+from stackgen.lock import INDEX_URL
+
+
+def add_user_overlay(sub, command, common) -> None:
+    """The `user-overlay` command and its subcommands, on `sub`."""
+    from stackgen import overlay_commands as oc
+
+    top = sub.add_parser(
+        "user-overlay", help="your own lab extensions on top of the central JupyterLab",
+        description="Add lab extensions of your own on top of the central JupyterLab bundle, "
+                    "keeping every central extension and setting. Run after "
+                    "`module load jupyterlab`; nothing central is written.",
+        epilog="example:\n  module load jupyterlab\n  stackgen user-overlay add "
+               "jupyterlab-execute-time\n  stackgen user-overlay list",
+        formatter_class=argparse.RawDescriptionHelpFormatter, parents=[common()])
+    inner = top.add_subparsers(dest="overlay_command", metavar="COMMAND", required=True)
+
+    def index(p):
+        p.add_argument("--index-url", default=INDEX_URL, metavar="URL",
+                       help=f"package index for your extensions (default: {INDEX_URL})")
+
+    p = command(inner, "add", "add a lab extension (a PyPI package, or --source an npm package)",
+                "stackgen user-overlay add jupyterlab-execute-time\n"
+                "stackgen user-overlay add --source jupyterlab-tour@4.0.1", oc.add)
+    p.add_argument("extension", help="PyPI requirement, e.g. 'jupyterlab-execute-time==3.2.0'; "
+                                     "with --source an npm package, e.g. 'name@1.2.3'")
+    p.add_argument("--source", action="store_true",
+                   help="an npm package with no prebuilt form: rebuild a copy of the central "
+                        "app dir with it (needs a minute or two and node, fetched if missing)")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    index(p)
+    p = command(inner, "remove", "remove an extension from your overlay",
+                "stackgen user-overlay remove jupyterlab-execute-time", oc.remove)
+    p.add_argument("extension")
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    index(p)
+    p = command(inner, "list", "what your overlay holds and whether it is current",
+                "stackgen user-overlay list --json", oc.list_)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p = command(inner, "sync", "re-make your overlay on the current central bundle",
+                "stackgen user-overlay sync", oc.sync)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    index(p)
+    p = command(inner, "reset", "remove your overlay: back to the central bundle alone",
+                "stackgen user-overlay reset", oc.reset)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p = command(inner, "doctor", "check the lab with your overlay: every extension enabled OK, "
+                "no central package shadowed", "stackgen user-overlay doctor", oc.doctor)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def main(argv: list[str] | None = None) -> int:
+    """The launcher in the jupyterlab module: `stackgen user-overlay ...` only."""
+    from stackgen import cli
+    parser = argparse.ArgumentParser(
+        prog="stackgen", description="Your own lab extensions on top of the central JupyterLab.",
+        epilog="example:\n  stackgen user-overlay add jupyterlab-execute-time",
+        formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--debug", action="store_true", help="show tracebacks and every command run")
+    parser.add_argument("-v", "--verbose", action="store_true", help="log each step")
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_user_overlay(sub, cli._command, cli._common)
+    return cli.run_parsed(parser, argv)
+
+
+if __name__ == "__main__":
+    sys.exit(main())
