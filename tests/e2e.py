@@ -60,7 +60,7 @@ def free_port() -> int:
 class LabServer:
     """`jupyter lab` from the module, on a free port with a token."""
 
-    def __init__(self, prefix: Path, home: Path):
+    def __init__(self, prefix: Path, home: Path, user: str | None = None):
         self.port = free_port()
         self.token = "stackgen-test-token"
         self.url = f"http://127.0.0.1:{self.port}"
@@ -68,11 +68,13 @@ class LabServer:
             "exec", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
             f"--ServerApp.token={self.token}", "--ServerApp.port_retries=0",
             f"--ServerApp.root_dir={home}"]))
+        home = Path(home)
         self.log = open(home / "lab.log", "w")
-        self.proc = subprocess.Popen(
-            ["bash", "-l", "-c", command], stdout=self.log, stderr=subprocess.STDOUT,
-            env={"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8", "HOME": str(home),
-                 "USER": "root"})
+        argv = ["runuser", "-l", user, "-c", command] if user else ["bash", "-l", "-c", command]
+        env = {"PATH": "/usr/sbin:/usr/bin:/sbin:/bin", "LANG": "C.UTF-8"}
+        if not user:
+            env.update(HOME=str(home), USER="root")
+        self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self.home = home
 
     def wait(self, timeout: float = 120) -> None:

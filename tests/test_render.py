@@ -9,7 +9,7 @@ import pytest
 
 from stackgen import lock as lockfile
 from stackgen.lock import Lock, LockedPackage
-from stackgen.render import LINE_LIMIT, modulename, plan, py_wrapped, render
+from stackgen.render import LINE_LIMIT, bundle_digest, modulename, plan, py_wrapped, render
 from stackgen.spec import load_stack
 from stackgen.wheels import top_level_names
 
@@ -139,3 +139,24 @@ def test_committed_easyconfigs_parse_and_pass_easybuilds_style_check(repo):
             listed += 1
     assert listed == len(current.packages)
     assert check_easyconfigs_style([str(f) for f in files]) == 0
+
+
+def test_lab_module_describes_its_bundle_and_carries_the_user_command(stack_and_lock):
+    stack, lock = stack_and_lock
+    tops = {p.name: (p.name.replace("-", "_"),) for p in lock.packages}
+    texts = render(stack, lock, tops)
+    lab = texts["lab-1.eb"]
+    digest = bundle_digest(stack, lock)
+    assert f'local bundle = "{digest}"' in lab and f'local stack = "{stack.name}"' in lab
+    assert "stackgen_user_command = " in lab
+    assert 'prepend_path("PYTHONPATH", pathJoin(overlay, "lib", "python" .. "3.11"' in lab
+    # the overlay sits between the user's own folders and the central ones
+    assert lab.index('prepend_path("JUPYTER_PATH", pathJoin(overlay') < \
+        lab.index('prepend_path("JUPYTER_PATH", user_data)')
+    assert "STACKGEN_BUNDLE" not in texts["dask-1.eb"]
+    assert "stackgen_user_command" not in texts["dask-1.eb"]
+
+
+def test_node_pin_is_the_one_stackgen_installs(repo):
+    from stackgen.node import NODE_WHEEL
+    assert NODE_WHEEL in (repo / "requirements.txt").read_text()
