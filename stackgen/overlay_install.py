@@ -89,7 +89,7 @@ def plan(requirements: list[str], central: dict[str, str], workdir: Path, env: d
     constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted(central.items())))
     report = workdir / "plan.json"
     try:
-        run([sys.executable, "-m", "pip", "install", "--dry-run", "--quiet", "--report",
+        run([sys.executable, "-m", "pip", "install", "--dry-run", "--report",
              str(report), "--only-binary", ":all:", "--index-url", index_url,
              "-c", str(constraints), *requirements],
             env=env, describe="resolving against the central stack (pip)",
