@@ -75,6 +75,7 @@ class EasyBuild:
     base_module: str
     base_python: str                  # "3.11.7", from the lock header
     node_bin: Path | None = None      # for source-only lab extensions
+    uv: str | None = None             # the bundle's one-shot installer; pip without it
 
     def options(self) -> list[str]:
         easyblocks = resources.files("stackgen") / "easyblocks"
@@ -106,6 +107,8 @@ class EasyBuild:
         env["PIP_NO_INDEX"] = "1"
         if self.node_bin:
             env["STACKGEN_NODE_BIN"] = str(self.node_bin)
+        if self.uv:
+            env["STACKGEN_UV"] = self.uv
         return env
 
     def write_metadata(self) -> None:
@@ -125,6 +128,16 @@ def eb_command() -> str:
         raise StackgenError("EasyBuild's eb command not found",
                             "install stackgen's dependencies (./bootstrap env)")
     return found
+
+
+def uv_command() -> str | None:
+    """uv from stackgen's own environment, for StackgenBundle's one-shot
+    install; None (the easyblock then uses the base's pip) when it is absent."""
+    try:
+        from uv import find_uv_bin
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        return None
 
 
 def node_bin(workdir: Path) -> Path:

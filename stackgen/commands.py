@@ -230,7 +230,8 @@ def build(args: Namespace) -> int:
                                  modulepath=stack.base.modulepath,
                                  base_module=current.header.base_module,
                                  base_python=current.header.base_python.split()[1],
-                                 node_bin=build_mod.node_bin(workdir) if current.npm else None)
+                                 node_bin=build_mod.node_bin(workdir) if current.npm else None,
+                                 uv=build_mod.uv_command())
         eb.write_metadata()
         for module, why in todo:
             progress(f"building {module.full_name} ({why})")
