@@ -3,6 +3,17 @@
 Only modules whose easyconfig differs from the copy EasyBuild keeps in the
 install (PREFIX/software/NAME/VERSION/easybuild/) are built; a failed build
 leaves nothing loadable and no half-filled install behind.
+
+A module that depends on a rebuilt one is not rebuilt when its own
+easyconfig is unchanged: the two meet only at load time (Lmod loads the
+dependency by the same name and version, PYTHONPATH joins them), nothing of
+the dependency is copied or compiled into the dependent's install, and the
+lock resolves the whole stack at once, so the dependent's requirements hold
+against the dependency's new packages (the rebuilt module's own `pip check`
+sees the dependent's packages only if it loads them, which it does not;
+the dependent's requirements were checked by the resolver). A change that
+does touch the dependent (a package moving between modules, a new
+dependency) changes its easyconfig, and then it is rebuilt.
 """
 
 from __future__ import annotations
@@ -74,6 +85,7 @@ class EasyBuild:
     base_module: str
     base_python: str                  # "3.11.7", from the lock header
     node_bin: Path | None = None      # for source-only lab extensions
+    uv: str | None = None             # the bundle's one-shot installer; pip without it
 
     def options(self) -> list[str]:
         easyblocks = resources.files("stackgen") / "easyblocks"
@@ -105,6 +117,8 @@ class EasyBuild:
         env["PIP_NO_INDEX"] = "1"
         if self.node_bin:
             env["STACKGEN_NODE_BIN"] = str(self.node_bin)
+        if self.uv:
+            env["STACKGEN_UV"] = self.uv
         return env
 
     def write_metadata(self) -> None:
@@ -126,20 +140,37 @@ def eb_command() -> str:
     return found
 
 
-def check_source_build(lock: Lock, wheelhouse: Path) -> None:
-    """Before EasyBuild runs: a source extension build re-installs JupyterLab's
-    own npm packages, so all of them must be on the registry."""
+def uv_command() -> str | None:
+    """uv from stackgen's own environment, for StackgenBundle's one-shot
+    install; None (the easyblock then uses the base's pip) when it is absent."""
+    try:
+        from uv import find_uv_bin
+        return find_uv_bin()
+    except (ImportError, FileNotFoundError):
+        return None
+
+
+def check_source_build(lock: Lock, wheelhouse: Path, cache: Path) -> None:
+    """Before EasyBuild builds the module holding JupyterLab: a source extension
+    build re-installs JupyterLab's own npm packages, so all of them must be on
+    the registry. A positive answer is remembered per JupyterLab file (asking
+    takes seconds of HEAD requests; a published npm version stays published)."""
     lab = lock.package("jupyterlab")
     if not lock.npm or lab is None:
         return
+    known = cache / "npm-published" / f"{lab.file}.{lab.sha256}"
+    if known.exists():
+        return
     missing = npm.missing_core_tarballs(wheelhouse / lab.file, lab.version)
-    if missing:
-        raise StackgenError(
-            f"the stack has source extensions, but {len(missing)} of JupyterLab "
-            f"{lab.version}'s own npm packages are not on the npm registry (for example "
-            f"{', '.join(missing[:3])}): its app dir cannot be rebuilt",
-            "pin jupyterlab in stack.yaml to a release whose npm packages are all published, "
-            "then `stackgen lock --upgrade-package jupyterlab`; or drop source_extensions")
+    if not missing:
+        write_atomic(known, "all of JupyterLab's own npm packages were on the registry\n")
+        return
+    raise StackgenError(
+        f"the stack has source extensions, but {len(missing)} of JupyterLab "
+        f"{lab.version}'s own npm packages are not on the npm registry (for example "
+        f"{', '.join(missing[:3])}): its app dir cannot be rebuilt",
+        "pin jupyterlab in stack.yaml to a release whose npm packages are all published, "
+        "then `stackgen lock --upgrade-package jupyterlab`; or drop source_extensions")
 
 
 def build_module(eb: EasyBuild, module: Module, rebuild: bool, lmod_cmd: str,

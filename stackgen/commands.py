@@ -214,14 +214,18 @@ def build(args: Namespace) -> int:
     current = _current_lock(stack, base, relock=args.relock, resolver=args.resolver)
     wheelhouse = _wheelhouse(args)
     render_easyconfigs(stack, current, wheelhouse)      # verifies every file first
+    plans = render_mod.plan(stack, current)
     modules = [build_mod.Module(mp.name, mp.version,
                                 stack.root / "easyconfigs" / f"{mp.name}-{mp.version}.eb")
-               for mp in render_mod.plan(stack, current)]
+               for mp in plans]
     todo = [(m, why) for m in modules if (why := build_mod.needs_build(m, prefix))]
+    lab_module = next((mp.name for mp in plans if any(p.name == "jupyterlab" for p in mp.packages)),
+                      None)
     if not todo:
         progress(f"nothing to build: all {len(modules)} modules are current in {prefix}")
     else:
-        build_mod.check_source_build(current, wheelhouse)
+        if any(m.name == lab_module for m, _ in todo):
+            build_mod.check_source_build(current, wheelhouse, default_cache())
         if os.geteuid() == 0:
             print("warning: running EasyBuild as root (--allow-use-as-root-and-accept-consequences);"
                   " sites build as an unprivileged staff account", file=sys.stderr)
@@ -231,7 +235,8 @@ def build(args: Namespace) -> int:
                                  modulepath=stack.base.modulepath,
                                  base_module=current.header.base_module,
                                  base_python=current.header.base_python.split()[1],
-                                 node_bin=node_folder(workdir) if current.npm else None)
+                                 node_bin=node_folder(workdir) if current.npm else None,
+                                 uv=build_mod.uv_command())
         eb.write_metadata()
         for module, why in todo:
             progress(f"building {module.full_name} ({why})")

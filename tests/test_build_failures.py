@@ -83,3 +83,23 @@ def test_stale_lock_is_refused(tiny, tmp_path):
     assert result.returncode == 1
     assert "stale" in result.stderr and "added to module tinymod: toolz" in result.stderr
     assert not (tmp_path / "p").exists()
+
+
+def test_a_failing_import_names_the_extension_and_leaves_nothing(tiny, tmp_path):
+    """The one-process import check says exactly which extension fails to
+    import; the sanity check then fails and the install is removed."""
+    hooks = tmp_path / "break_import.py"
+    hooks.write_text(
+        "import glob, os\n\n\n"
+        "def pre_sanitycheck_hook(self, *args, **kwargs):\n"
+        "    for path in glob.glob(os.path.join(self.installdir, 'lib', 'python*', "
+        "'site-packages', 'six.py')):\n"
+        "        os.remove(path)\n")
+    prefix = tmp_path / "prefix"
+    env = dict(os.environ, EASYBUILD_HOOKS=str(hooks))
+    result = run_stackgen("build", "--prefix", str(prefix), "--wheelhouse",
+                          str(tmp_path / "wheels"), cwd=tiny, env=env)
+    assert result.returncode == 1
+    assert "import check failed for 1 extensions: six (import six: ModuleNotFoundError" \
+        in result.stderr, result.stderr
+    assert not (prefix / "software" / "tinymod" / "1").exists()

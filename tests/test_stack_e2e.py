@@ -41,6 +41,28 @@ def test_build_summary_and_layout(built_stack):
         assert (built_stack.prefix / "software" / name / version / "easybuild").is_dir()
 
 
+def test_each_bundle_is_one_installer_call_with_one_import_check(built_stack):
+    """StackgenBundle: no per-extension pip or import process, and what
+    EasyBuild gives is still there (extension list, pip check, log)."""
+    for module in built_stack.summary["modules"]:
+        name, version = module.split("/")
+        install = built_stack.prefix / "software" / name / version
+        (log,) = (install / "easybuild").glob(f"easybuild-{name}-{version}-*.log")
+        text = log.read_text()
+        exts = re.findall(r"^    \('([^']+)', '([^']+)', \{$",
+                          (install / "easybuild" / f"{name}-{version}.eb").read_text(), re.M)
+        assert re.search(rf"Installing {len(exts)} extensions in one call: \S*uv pip install ", text)
+        assert "-m pip install --prefix=/" not in text           # PythonPackage's own call
+        assert re.search(r"Import check of \d+ modules: 0 failed", text)
+        assert "`" in text and "-m pip check` passed successfully" in text
+        lua = (built_stack.prefix / "modules" / "all" / name / f"{version}.lua").read_text()
+        listed = re.search(r'setenv\("EBEXTSLIST\w+", "([^"]*)"\)', lua).group(1).split(",")
+        assert sorted(listed) == sorted(f"{n}-{v}" for n, v in exts)
+        shown = re.search(r'extensions\("([^"]*)"\)', lua).group(1).split(",")
+        assert sorted(shown) == sorted(f"{n}/{v}" for n, v in exts)
+        assert not (install / ".lock").exists()
+
+
 def test_module_load_gives_the_whole_lab(built_stack):
     result = lab(built_stack, 'python -c "import jupyterlab, dask.distributed, ipyparallel; '
                               'print(jupyterlab.__version__)"')

@@ -1,0 +1,146 @@
+"""Build the reference stack with `stackgen build` and install the same
+wheels with one `pip install --no-deps` into a prefix, in one run.
+
+Prints the wall time of each, their ratio, and stackgen's time per module
+and per EasyBuild step (the JupyterLab app-dir build for source extensions
+is its "postprocessing" step). Both start from the same verified
+wheelhouse (run `stackgen fetch` first) and fresh prefixes under a
+temporary folder. With --stock it also builds the same easyconfigs with
+EasyBuild's own PythonBundle (one pip call and one import check per
+package; site files and source extensions left out, so it does less work),
+which takes minutes.
+
+    XDG_CACHE_HOME=... .venv/bin/python bench/build.py [--spec stack.yaml] [--stock] [--keep]
+"""
+
+from __future__ import annotations
+
+import argparse
+import re
+import shutil
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from stackgen import build as build_mod  # noqa: E402
+from stackgen import lmod  # noqa: E402
+from stackgen import lock as lockfile  # noqa: E402
+from stackgen import render as render_mod  # noqa: E402
+from stackgen.base import load_base  # noqa: E402
+from stackgen.run import run  # noqa: E402
+from stackgen.spec import load_stack  # noqa: E402
+from stackgen.ui import default_cache  # noqa: E402
+
+_STEP = re.compile(r"^==> (\S+): (?!\.\.\. )(.*?)\.\.\.$")
+
+
+def one_shot_pip(base, wheels: list[Path], prefix: Path) -> float:
+    start = time.perf_counter()
+    run([str(base.python), "-m", "pip", "install", "--quiet", "--prefix", str(prefix),
+         "--no-deps", "--no-index", "--ignore-installed", "--no-build-isolation",
+         "--no-cache-dir", "--disable-pip-version-check", *map(str, wheels)],
+        env=base.env, describe="one-shot pip install")
+    return time.perf_counter() - start
+
+
+def stackgen_build(spec: Path, prefix: Path) -> tuple[float, list[tuple[float, str]]]:
+    """Wall time of `stackgen build`, and each output line with its time."""
+    lines: list[tuple[float, str]] = []
+    start = time.perf_counter()
+    run([sys.executable, "-m", "stackgen", "build", "--prefix", str(prefix)], cwd=spec.parent,
+        describe="stackgen build", on_line=lambda ln: lines.append((time.perf_counter() - start, ln)))
+    return time.perf_counter() - start, lines
+
+
+def step_times(lines: list[tuple[float, str]]) -> dict[tuple[str, str], float]:
+    """(module, step) -> seconds, from the timestamps of stackgen's progress lines."""
+    out: dict[tuple[str, str], float] = {}
+    for (t, line), (t_next, _) in zip(lines, lines[1:]):
+        match = _STEP.match(line)
+        if match:
+            key = (match.group(1), match.group(2))
+            out[key] = out.get(key, 0.0) + t_next - t
+    return out
+
+
+def module_times(lines: list[tuple[float, str]], total: float) -> dict[str, float]:
+    starts = [(t, m.group(1)) for t, ln in lines if (m := re.match(r"^==> building (\S+) \(", ln))]
+    ends = [t for t, _ in starts[1:]] + [total]
+    return {name: end - t for (t, name), end in zip(starts, ends)}
+
+
+def stock_build(stack, current, wheelhouse: Path, prefix: Path, work: Path) -> float:
+    """The same easyconfigs with easyblock PythonBundle, one eb run per module."""
+    folder = work / "stock-easyconfigs"
+    folder.mkdir()
+    plans = render_mod.plan(stack, current)
+    modules = []
+    for mp in plans:
+        name = f"{mp.name}-{mp.version}.eb"
+        text = (stack.root / "easyconfigs" / name).read_text()
+        text = text.replace("easyblock = 'StackgenBundle'", "easyblock = 'PythonBundle'")
+        text = re.sub(r"^(site_json_files|lab_source_extensions) = .*?^[\]}]\n", "", text,
+                      flags=re.S | re.M)
+        (folder / name).write_text(text)
+        modules.append(build_mod.Module(mp.name, mp.version, folder / name))
+    eb = build_mod.EasyBuild(prefix=prefix, easyconfigs=folder, wheelhouse=wheelhouse,
+                             workdir=default_cache() / "eb", modulepath=stack.base.modulepath,
+                             base_module=current.header.base_module,
+                             base_python=current.header.base_python.split()[1])
+    eb.write_metadata()
+    start = time.perf_counter()
+    for module in modules:
+        build_mod.build_module(eb, module, rebuild=False, lmod_cmd=lmod.lmod_cmd(),
+                               progress=lambda message: None)
+    return time.perf_counter() - start
+
+
+def main() -> int:
+    parser = argparse.ArgumentParser(description=__doc__,
+                                     formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--spec", type=Path,
+                        default=Path(__file__).resolve().parent.parent / "stack.yaml")
+    parser.add_argument("--stock", action="store_true", help="also build with stock PythonBundle")
+    parser.add_argument("--keep", action="store_true", help="keep the prefixes")
+    args = parser.parse_args()
+    spec = args.spec.resolve()
+    stack = load_stack(spec)
+    base = load_base(stack.base)
+    current = lockfile.read(stack.lock_path)
+    wheelhouse = default_cache() / "wheelhouse"
+    wheels = [wheelhouse / p.file for p in current.packages]
+    missing = [w.name for w in wheels if not w.exists()]
+    if missing:
+        print(f"the wheelhouse lacks {len(missing)} files: run `stackgen fetch` first")
+        return 1
+    work = Path(tempfile.mkdtemp(prefix="bench-build-", dir="/tmp"))
+    try:
+        pip = one_shot_pip(base, wheels, work / "flat")
+        print(f"one-shot pip install   {pip:7.1f} s  ({len(wheels)} wheels into one prefix)")
+        total, lines = stackgen_build(spec, work / "stack")
+        steps = step_times(lines)
+        lab = sum(s for (_, step), s in steps.items() if step == "postprocessing")
+        print(f"stackgen build         {total:7.1f} s  ratio to pip {total / pip:.2f}x")
+        print(f"  without the lab build {total - lab:6.1f} s  ratio to pip {(total - lab) / pip:.2f}x "
+              f"(app-dir build for source extensions: {lab:.1f} s)")
+        for name, seconds in module_times(lines, total).items():
+            detail = ", ".join(f"{step} {s:.1f}" for (mod, step), s in steps.items()
+                               if mod == name and s >= 0.5)
+            print(f"  {name:24s} {seconds:6.1f} s  ({detail})")
+        if args.stock:
+            stock = stock_build(stack, current, wheelhouse, work / "stock", work)
+            print(f"stock PythonBundle     {stock:7.1f} s  ratio to pip {stock / pip:.2f}x, "
+                  f"to stackgen without the lab build {stock / (total - lab):.1f}x")
+    finally:
+        if args.keep:
+            print(f"prefixes kept in {work}")
+        else:
+            shutil.rmtree(work, ignore_errors=True)
+    return 0
+
+
+if __name__ == "__main__":
+    raise SystemExit(main())

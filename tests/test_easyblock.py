@@ -1,0 +1,72 @@
+"""StackgenBundle's pure parts: the one installer call and the reading of
+the one-process import check (the easyblock itself runs in the e2e build)."""
+
+from __future__ import annotations
+
+import json
+import subprocess
+import sys
+from types import SimpleNamespace
+
+import pytest
+
+from stackgen.easyblocks.stackgenbundle import (IMPORT_CHECK, IMPORT_MARK, import_checks,
+                                               import_failures, installer_argv)
+
+
+def test_uv_installs_everything_in_one_call_without_resolving():
+    argv = installer_argv("/base/bin/python", "/p/sw/m/1", ["/wh/a.whl", "/wh/b.whl"], uv="/v/uv")
+    assert argv[:3] == ["/v/uv", "pip", "install"]
+    for flag in ("--no-deps", "--no-index", "--offline", "--no-config", "--compile-bytecode",
+                 "--link-mode=copy", "--no-cache"):
+        assert flag in argv
+    assert argv[argv.index("--python") + 1] == "/base/bin/python"
+    assert argv[argv.index("--prefix") + 1] == "/p/sw/m/1"
+    assert argv[-2:] == ["/wh/a.whl", "/wh/b.whl"]
+
+
+def test_pip_is_the_fallback_and_runs_in_the_base_interpreter():
+    argv = installer_argv("/base/bin/python", "/p", ["/wh/a.whl"])
+    assert argv[:4] == ["/base/bin/python", "-m", "pip", "install"]
+    for flag in ("--no-deps", "--no-index", "--ignore-installed", "--no-cache-dir"):
+        assert flag in argv
+    assert argv[argv.index("--prefix") + 1] == "/p"
+    assert argv[-1] == "/wh/a.whl"
+
+
+def ext(name, modulename=None):
+    options = {} if modulename is None else {"modulename": modulename}
+    return SimpleNamespace(name=name, options=options)
+
+
+def test_import_checks_follow_modulename():
+    exts = [ext("pyyaml", "yaml"), ext("matplotlib-inline", False), ext("six"),
+            ext("both", ["a", "b"])]
+    assert import_checks(exts) == [("pyyaml", "yaml"), ("six", "six"), ("both", "a"),
+                                   ("both", "b")]
+
+
+@pytest.mark.parametrize("output, failed", [
+    ("", ["not reached"] * 2),
+    (f'{IMPORT_MARK}["a", "a", null]\nnoise printed on import\n{IMPORT_MARK}["b", "bb", null]\n', []),
+    (f'{IMPORT_MARK}["a", "a", "ModuleNotFoundError: No module named \'x\'"]\n', ["No module", "not reached"]),
+])
+def test_import_failures_name_exactly_what_failed(output, failed):
+    got = import_failures(output, [("a", "a"), ("b", "bb")])
+    assert len(got) == len(failed)
+    for (ext_name, module, reason), expected in zip(got, failed):
+        assert expected in reason
+
+
+def test_import_check_script_runs_every_import_in_one_process(tmp_path):
+    (tmp_path / "good.py").write_text("print('a module that talks')\n")
+    (tmp_path / "bad.py").write_text("raise RuntimeError('broken on import')\n")
+    (tmp_path / "quits.py").write_text("raise SystemExit(3)\n")
+    checks = [("good", "good"), ("bad", "bad"), ("quits", "quits"), ("missing", "nope")]
+    result = subprocess.run([sys.executable, "-c", IMPORT_CHECK], input=json.dumps(checks),
+                            capture_output=True, text=True, cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    failures = {f[0]: f[2] for f in import_failures(result.stdout, checks)}
+    assert set(failures) == {"bad", "quits", "missing"}
+    assert "RuntimeError: broken on import" == failures["bad"]
+    assert failures["missing"].startswith("ModuleNotFoundError")
