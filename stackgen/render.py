@@ -9,17 +9,14 @@ from __future__ import annotations
 import hashlib
 import json
 from dataclasses import dataclass
-from functools import lru_cache
-
-import jinja2
 
 from stackgen import __version__
 from stackgen.lock import Lock, LockedPackage
 from stackgen.spec import Stack
+from stackgen.templating import LINE_LIMIT, environment, py_wrapped  # noqa: F401 (re-exported)
 
 EASYBLOCK = "StackgenBundle"
 COMMON_SUFFIX = "-common"
-LINE_LIMIT = 120
 
 # Packages whose bare import fails in a correct stack, and why; their import
 # check is skipped (the reason is written next to it in the easyconfig).
@@ -146,11 +143,11 @@ def render(stack: Stack, lock: Lock, top_levels: dict[str, tuple[str, ...]]) -> 
         # source extensions are built into the app dir: where jupyterlab is
         sources = sorted(lock.npm, key=lambda n: n.name) if lab else []
         extensions += [n.name for n in sources]
-        footer = _env().get_template("footer.lua.j2").render(
+        footer = environment().get_template("footer.lua.j2").render(
             lab_app_dir=lab, dask_config=dask, extensions=extensions, stack=stack.name,
             stack_version=stack.version, bundle=bundle_digest(stack, lock),
             python_version=".".join(lock.header.base_python.split()[1].split(".")[:2]))
-        text = _env().get_template("easyconfig.eb.j2").render(
+        text = environment().get_template("easyconfig.eb.j2").render(
             easyblock=EASYBLOCK, name=mp.name, version=mp.version, stack=stack.name,
             stack_version=stack.version, lock_name=stack.lock_name,
             homepage=f"https://pypi.org/project/{mp.packages[0].name}/" if not lab
@@ -187,45 +184,3 @@ def site_files(stack: Stack, lab: bool, dask: bool) -> dict:
     return files
 
 
-def py_literal(value, indent: int = 0) -> str:
-    """A Python literal for JSON-like data, laid out as EasyBuild's style wants."""
-    pad = " " * indent
-    if isinstance(value, dict) and value:
-        items = [f"{pad}    {py_literal(str(k))}: {py_literal(v, indent + 4)}," for k, v in sorted(value.items())]
-        return "{\n" + "\n".join(items) + f"\n{pad}}}"
-    if isinstance(value, list) and value:
-        items = [f"{pad}    {py_literal(v, indent + 4)}," for v in value]
-        return "[\n" + "\n".join(items) + f"\n{pad}]"
-    if isinstance(value, str):
-        return repr(value)
-    if isinstance(value, bool) or value is None:
-        return repr(value)
-    return json.dumps(value)
-
-
-def py_wrapped(value: str, indent: int, key: str = "'source_tmpl': ") -> str:
-    """A long string as adjacent literals, so no line passes EasyBuild's
-    120-column limit (long manylinux wheel names do)."""
-    if indent + len(key) + len(value) + 3 <= LINE_LIMIT:
-        return py_literal(value)
-    size = LINE_LIMIT - indent - 8
-    parts = [value[i:i + size] for i in range(0, len(value), size)]
-    inner = "\n".join(" " * (indent + 4) + py_literal(p) for p in parts)
-    return "(\n" + inner + "\n" + " " * indent + ")"
-
-
-def lua_string(value: str) -> str:
-    """A Lua string literal (JSON's escapes are valid Lua for these values)."""
-    return json.dumps(str(value))
-
-
-@lru_cache(maxsize=1)
-def _env() -> jinja2.Environment:
-    env = jinja2.Environment(loader=jinja2.PackageLoader("stackgen", "templates"),
-                             undefined=jinja2.StrictUndefined, keep_trailing_newline=True,
-                             autoescape=False)
-    env.filters["py"] = py_literal
-    env.filters["pyblock"] = py_literal
-    env.filters["pywrapped"] = py_wrapped
-    env.filters["lua"] = lua_string
-    return env

@@ -18,6 +18,7 @@ Handed to EasyBuild with --include-easyblocks; used as
 """
 
 import base64
+import glob
 import hashlib
 import json
 import os
@@ -32,7 +33,8 @@ from easybuild.framework.easyconfig import CUSTOM
 from easybuild.framework.extension import get_modulenames
 from easybuild.tools.build_log import EasyBuildError
 from easybuild.tools.environment import setvar
-from easybuild.tools.filetools import mkdir, remove_dir, remove_file, write_file
+from easybuild.tools.filetools import copy_file, mkdir, remove_dir, remove_file, write_file
+from easybuild.tools.modules import get_software_root
 from easybuild.tools.run import run_shell_cmd
 
 # Set by `stackgen build` to the uv it runs with; without it, pip installs.
@@ -143,6 +145,10 @@ class StackgenBundle(PythonBundle):
                                     "data}: JupyterLab settings, server and dask config", CUSTOM],
             'stackgen_user_command': ['', "stackgen version whose user side (`stackgen "
                                           "user-overlay`) is installed into bin/ and libexec/", CUSTOM],
+            'jupyter_env': ['', "Folder in the install for a pip-less venv of the base Python "
+                                "that the module puts first on PATH, so Jupyter's sys-prefix "
+                                "level is this module (holds the stack's server extension "
+                                "config)", CUSTOM],
             'lab_source_extensions': [[], "Source-only lab extensions built into JupyterLab's "
                                           "app dir, as (npm name, version, tarball in the "
                                           "sourcepath, npm integrity)", CUSTOM],
@@ -210,7 +216,33 @@ class StackgenBundle(PythonBundle):
             self.build_source_extensions()
         if self.cfg['stackgen_user_command']:
             self.install_user_command()
+        if self.cfg['jupyter_env']:
+            self.make_jupyter_env(os.path.join(self.installdir, self.cfg['jupyter_env']))
         return super().post_processing_step()
+
+    def make_jupyter_env(self, env_dir):
+        """`jupyter server extension list` reads only the user, sys-prefix and
+        system folders, never JUPYTER_CONFIG_PATH; and Jupyter ranks sys-prefix
+        below a user's own ~/.jupyter. So the module's `python` is a venv in
+        the install whose etc/jupyter holds the server extension config of this
+        module and of the stack modules it loads. It sees the base's packages
+        through a .pth file (a venv made from a venv would not)."""
+        python = shutil.which(self.python_cmd) or self.python_cmd
+        run_shell_cmd([python, '-m', 'venv', '--without-pip', '--clear', env_dir], use_bash=False)
+        res = run_shell_cmd([python, '-c', 'import json, site; print(json.dumps(site.getsitepackages()))'],
+                            use_bash=False, hidden=True, split_stderr=True)
+        base_sites = json.loads(res.output.strip().splitlines()[-1])
+        (pylib,) = glob.glob(os.path.join(env_dir, 'lib', 'python*', 'site-packages'))
+        write_file(os.path.join(pylib, '_stackgen_base.pth'), '\n'.join(base_sites) + '\n')
+        target = os.path.join(env_dir, 'etc', 'jupyter', 'jupyter_server_config.d')
+        mkdir(target, parents=True)
+        roots = [self.installdir] + [get_software_root(dep['name'])
+                                     for dep in self.cfg.dependencies() if not dep['external_module']]
+        for root in filter(None, roots):
+            for path in sorted(glob.glob(os.path.join(root, 'etc', 'jupyter',
+                                                      'jupyter_server_config.d', '*.json'))):
+                copy_file(path, target)
+        self.log.info("Jupyter environment %s made on %s", env_dir, ', '.join(base_sites))
 
     def install_user_command(self):
         """stackgen's own package into libexec/stackgen, and bin/stackgen running
