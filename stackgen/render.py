@@ -156,6 +156,8 @@ def render(stack: Stack, lock: Lock, top_levels: dict[str, tuple[str, ...]]) -> 
             depends=[{"name": n, "version": v} for n, v in mp.depends],
             site_files=site_files(stack, lab, dask), exts=exts, sources=sources,
             user_command=__version__ if lab else "",
+            kernels=[{"name": k.name, "display_name": k.display_name, "modules": list(k.modules),
+                      "env": dict(k.env)} for k in stack.kernels] if lab else [],
             footer=footer.strip())
         out[f"{mp.name}-{mp.version}.eb"] = text
     return out

@@ -53,9 +53,46 @@ def add_user_overlay(sub, command, common) -> None:
     p = command(inner, "reset", "remove your overlay: back to the central bundle alone",
                 "stackgen user-overlay reset", oc.reset)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+    _add_venv_and_kernels(inner, command)
+
     p = command(inner, "doctor", "check the lab with your overlay: every extension enabled OK, "
                 "no central package shadowed", "stackgen user-overlay doctor", oc.doctor)
     p.add_argument("--json", action="store_true", help="print the result as JSON")
+
+
+def _add_venv_and_kernels(inner, command) -> None:
+    from stackgen import kernel_commands as kc
+
+    venv = inner.add_parser("venv", help="virtual environments on the stack's Python")
+    venv_sub = venv.add_subparsers(dest="venv_command", metavar="COMMAND", required=True)
+    p = command(venv_sub, "create", "a venv that sees the stack's packages, with a kernel",
+                "stackgen user-overlay venv create ~/venvs/analysis\n"
+                "~/venvs/analysis/bin/python -m pip install tabulate", kc.venv_create)
+    p.add_argument("path", help="a new folder")
+    p.add_argument("--name", help="kernel name (default: the folder's name)")
+    p.add_argument("--display-name", metavar="TEXT", help="name shown in the launcher")
+
+    kernel = inner.add_parser("kernel", help="your own kernels on the stack")
+    kernel_sub = kernel.add_subparsers(dest="kernel_command", metavar="COMMAND", required=True)
+    p = command(kernel_sub, "add", "a kernel that loads the stack and modules, sets variables "
+                "and runs ipykernel from a venv",
+                "stackgen user-overlay kernel add analysis --venv ~/venvs/analysis \\\n"
+                "    --module cray-netcdf --env OMP_NUM_THREADS=4", kc.kernel_add)
+    p.add_argument("name", help="kernel name (any text; its folder name is made safe)")
+    p.add_argument("--venv", metavar="PATH", help="run ipykernel from this virtual environment")
+    p.add_argument("--module", action="append", default=[], metavar="M",
+                   help="a module to load before the kernel starts (repeatable)")
+    p.add_argument("--env", action="append", default=[], metavar="K=V",
+                   help="a variable to set for the kernel (repeatable)")
+    p.add_argument("--display-name", metavar="TEXT", help="name shown in the launcher")
+    p.add_argument("--install-ipykernel", action="store_true",
+                   help="install ipykernel into the venv if it cannot import it")
+    p = command(kernel_sub, "list", "your kernels made by stackgen, and which are stale",
+                "stackgen user-overlay kernel list --json", kc.kernel_list)
+    p.add_argument("--json", action="store_true", help="print the result as JSON")
+    p = command(kernel_sub, "remove", "remove one of your kernels",
+                "stackgen user-overlay kernel remove analysis", kc.kernel_remove)
+    p.add_argument("name")
 
 
 def main(argv: list[str] | None = None) -> int:

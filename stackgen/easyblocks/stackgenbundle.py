@@ -145,6 +145,10 @@ class StackgenBundle(PythonBundle):
                                     "data}: JupyterLab settings, server and dask config", CUSTOM],
             'stackgen_user_command': ['', "stackgen version whose user side (`stackgen "
                                           "user-overlay`) is installed into bin/ and libexec/", CUSTOM],
+            'site_kernels': [[], "The site's kernels, as dicts (name, display_name, modules, "
+                                 "env), written into share/jupyter/kernels", CUSTOM],
+            'singleuser_launcher': [False, "Write bin/stackgen-singleuser, what a JupyterHub "
+                                           "spawner runs to start this stack's server", CUSTOM],
             'jupyter_env': ['', "Folder in the install for a pip-less venv of the base Python "
                                 "that the module puts first on PATH, so Jupyter's sys-prefix "
                                 "level is this module (holds the stack's server extension "
@@ -216,9 +220,44 @@ class StackgenBundle(PythonBundle):
             self.build_source_extensions()
         if self.cfg['stackgen_user_command']:
             self.install_user_command()
+        if self.cfg['site_kernels']:
+            self.install_site_kernels()
+        if self.cfg['singleuser_launcher']:
+            self.install_singleuser_launcher()
         if self.cfg['jupyter_env']:
             self.make_jupyter_env(os.path.join(self.installdir, self.cfg['jupyter_env']))
         return super().post_processing_step()
+
+    def stack_place(self):
+        """(modulepath, this module, Lmod's bash init) for generated launchers."""
+        lmod_pkg = os.environ.get('LMOD_PKG') or os.path.dirname(os.path.dirname(
+            os.environ.get('LMOD_CMD', '/usr/share/lmod/lmod/libexec/lmod')))
+        return (self.installdir_mod, '%s/%s' % (self.name, self.version),
+                os.path.join(lmod_pkg, 'init', 'bash'))
+
+    def install_site_kernels(self):
+        """kernel.json and its launcher for each site kernel, in share/jupyter/kernels."""
+        from stackgen import kernels
+        modulepath, module, lmod_init = self.stack_place()
+        for kernel in self.cfg['site_kernels']:
+            folder = os.path.join(self.installdir, 'share', 'jupyter', 'kernels', kernel['name'])
+            spec = kernels.KernelSpec(
+                name=kernel['name'], display_name=kernel.get('display_name') or kernel['name'],
+                stack_module=module, modulepath=modulepath, lmod_init=lmod_init,
+                modules=tuple(kernel.get('modules', ())),
+                env=tuple(sorted(kernel.get('env', {}).items())),
+                metadata=(('site', 'true'),))
+            write_file(os.path.join(folder, 'kernel.json'), kernels.kernel_json(spec, folder))
+            write_file(os.path.join(folder, kernels.LAUNCHER), kernels.launcher_text(spec))
+            os.chmod(os.path.join(folder, kernels.LAUNCHER), 0o755)
+
+    def install_singleuser_launcher(self):
+        from stackgen.templating import environment
+        modulepath, module, lmod_init = self.stack_place()
+        path = os.path.join(self.installdir, 'bin', 'stackgen-singleuser')
+        write_file(path, environment().get_template('singleuser.sh.j2').render(
+            modulepath=modulepath, stack_module=module, lmod_init=lmod_init))
+        os.chmod(path, 0o755)
 
     def make_jupyter_env(self, env_dir):
         """`jupyter server extension list` reads only the user, sys-prefix and

@@ -1,0 +1,94 @@
+"""Kernel files: kernel.json and a launcher whose every value is quoted, so
+names, paths and variables holding spaces, quotes or `$(...)` run nothing
+else; the single-user launcher's handling of ~/.jupyterhub.env."""
+
+from __future__ import annotations
+
+import json
+import os
+import subprocess
+
+import pytest
+
+from stackgen.errors import InputError
+from stackgen.kernels import KernelSpec, kernel_json, launcher_text, parse_env, slug
+from stackgen.templating import environment
+
+NASTY = "it's \"my\" kernel $(touch {marker}) `touch {marker}` ; touch {marker}"
+
+
+def stub_lmod(tmp_path):
+    init = tmp_path / "lmod-init.sh"
+    init.write_text('module() { echo "module $*" >> "$STUB_LOG"; }\n')
+    return init
+
+
+def test_launcher_quotes_every_value_and_runs_nothing_else(tmp_path):
+    marker = tmp_path / "marker"
+    venv = tmp_path / NASTY.format(marker=marker).replace("/", "_")
+    (venv / "bin").mkdir(parents=True)
+    python = venv / "bin" / "python"
+    python.write_text('#!/bin/sh\necho "python $*"; echo "VAR=$STACKGEN_VAR"\n')
+    python.chmod(0o755)
+    spec = KernelSpec(name=slug(NASTY.format(marker=marker)),
+                      display_name=NASTY.format(marker=marker),
+                      stack_module="jupyterlab/2026.11", modulepath=str(tmp_path / "mods $(x)"),
+                      lmod_init=str(stub_lmod(tmp_path)),
+                      modules=(f"netcdf/$(touch {marker})",),
+                      env=(("STACKGEN_VAR", NASTY.format(marker=marker)),), venv=str(venv))
+    script = tmp_path / "kernel.sh"
+    script.write_text(launcher_text(spec))
+    log = tmp_path / "module.log"
+    env = {"PATH": "/usr/bin:/bin", "STUB_LOG": str(log)}
+    done = subprocess.run(["bash", str(script), "/run/conn file.json"], env=env,
+                          capture_output=True, text=True)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.splitlines() == ["python -m ipykernel_launcher -f /run/conn file.json",
+                                        f"VAR={NASTY.format(marker=marker)}"]
+    assert log.read_text().splitlines() == [
+        f"module use {tmp_path}/mods $(x)",
+        f"module load jupyterlab/2026.11 netcdf/$(touch {marker})"]
+    assert not marker.exists()
+    data = json.loads(kernel_json(spec, "/k/folder"))
+    assert data["argv"] == ["/k/folder/kernel.sh", "{connection_file}"]
+    assert data["display_name"] == NASTY.format(marker=marker)
+
+
+@pytest.mark.parametrize("name, expected", [
+    ("Analysis", "analysis"), ("my kernel's $(x)", "my-kernel-s-x"), ("py3.11_gpu", "py3.11_gpu")])
+def test_kernel_folder_names_are_safe(name, expected):
+    assert slug(name) == expected
+
+
+def test_bad_names_and_variables_are_refused():
+    with pytest.raises(InputError):
+        slug("$(!)")
+    with pytest.raises(InputError, match="NAME=VALUE"):
+        parse_env(["1X=2"])
+    assert parse_env(["A=b=c", "B="]) == (("A", "b=c"), ("B", ""))
+
+
+def singleuser(tmp_path, env_file_text):
+    script = tmp_path / "stackgen-singleuser"
+    script.write_text(environment().get_template("singleuser.sh.j2").render(
+        modulepath="/m", stack_module="jupyterlab/1", lmod_init=str(stub_lmod(tmp_path))))
+    (tmp_path / ".jupyterhub.env").write_text(env_file_text)
+    env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "STUB_LOG": str(tmp_path / "log")}
+    return subprocess.run(["bash", str(script), "--", "sh", "-c", "echo SEEN=$FROM_ENV_FILE"],
+                          env=env, capture_output=True, text=True)
+
+
+def test_singleuser_sources_the_env_file_then_starts_the_server(tmp_path):
+    done = singleuser(tmp_path, "export FROM_ENV_FILE=yes\nfalse\nexport AFTER=1\n")
+    assert done.returncode == 0
+    assert done.stdout.strip() == "SEEN=yes"
+    assert ".jupyterhub.env line 2 failed" in done.stderr
+    assert (tmp_path / "log").read_text().splitlines() == ["module use /m",
+                                                          "module load jupyterlab/1"]
+
+
+def test_singleuser_reports_a_broken_env_file_and_starts_anyway(tmp_path):
+    done = singleuser(tmp_path, "export FROM_ENV_FILE=yes\nif then fi (\n")
+    assert done.returncode == 0
+    assert done.stdout.strip() == "SEEN="
+    assert "syntax error" in done.stderr and "line 2" in done.stderr
