@@ -60,12 +60,13 @@ def free_port() -> int:
 class LabServer:
     """`jupyter lab` from the module, on a free port with a token."""
 
-    def __init__(self, prefix: Path, home: Path, user: str | None = None):
+    def __init__(self, prefix: Path, home: Path, user: str | None = None,
+                 server: tuple[str, ...] = ("jupyter", "lab")):
         self.port = free_port()
         self.token = "stackgen-test-token"
         self.url = f"http://127.0.0.1:{self.port}"
         command = with_lab(prefix, shlex.join([
-            "exec", "jupyter", "lab", "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
+            "exec", *server, "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
             f"--ServerApp.token={self.token}", "--ServerApp.port_retries=0",
             f"--ServerApp.root_dir={home}"]))
         home = Path(home)
