@@ -70,6 +70,8 @@ def needs_build(module: Module, prefix: Path) -> str | None:
         return "installed by something else than this easyconfig"
     if installed.read_text() != module.easyconfig.read_text():
         return "its easyconfig changed"
+    if not (module.installdir(prefix) / "share" / "stackgen" / "easyconfig-digest").exists():
+        return "installed by an older stackgen (no easyconfig digest for users' overlays)"
     return None
 
 

@@ -6,7 +6,6 @@ import name; the text itself is in templates/.
 
 from __future__ import annotations
 
-import hashlib
 import json
 from dataclasses import dataclass
 
@@ -145,7 +144,7 @@ def render(stack: Stack, lock: Lock, top_levels: dict[str, tuple[str, ...]]) -> 
         extensions += [n.name for n in sources]
         footer = environment().get_template("footer.lua.j2").render(
             lab_app_dir=lab, dask_config=dask, extensions=extensions, stack=stack.name,
-            stack_version=stack.version, bundle=bundle_digest(stack, lock),
+            stack_version=stack.version, bundle_modules=_bundle_modules(plans, mp),
             python_version=".".join(lock.header.base_python.split()[1].split(".")[:2]))
         text = environment().get_template("easyconfig.eb.j2").render(
             easyblock=EASYBLOCK, name=mp.name, version=mp.version, stack=stack.name,
@@ -163,12 +162,16 @@ def render(stack: Stack, lock: Lock, top_levels: dict[str, tuple[str, ...]]) -> 
     return out
 
 
-def bundle_digest(stack: Stack, lock: Lock) -> str:
-    """What a user overlay is made on: every locked package and source
-    extension, and the lab's site settings (a copied app dir carries them)."""
-    blob = json.dumps({"lock": lock.render(), "lab": site_files(stack, True, False),
-                       "user_command": __version__}, sort_keys=True)
-    return "sha256:" + hashlib.sha256(blob.encode()).hexdigest()
+def _bundle_modules(plans: list[ModulePlan], top: ModulePlan) -> list[dict]:
+    """`top` and every stack module it loads, directly or not, in plan order."""
+    by_name = {mp.name: mp for mp in plans}
+    wanted, todo = set(), [top.name]
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            todo.extend(d for d, _ in by_name[name].depends if d in by_name)
+    return [{"name": mp.name, "version": mp.version} for mp in plans if mp.name in wanted]
 
 
 def site_files(stack: Stack, lab: bool, dask: bool) -> dict:

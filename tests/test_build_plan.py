@@ -12,6 +12,9 @@ def installed(prefix: Path, module: Module, text: str) -> None:
     module.modulefile(prefix).write_text("-- module\n")
     module.installed_easyconfig(prefix).parent.mkdir(parents=True)
     module.installed_easyconfig(prefix).write_text(text)
+    digest = module.installdir(prefix) / "share" / "stackgen" / "easyconfig-digest"
+    digest.parent.mkdir(parents=True)
+    digest.write_text("sha256:0\n")
 
 
 def test_a_module_is_rebuilt_only_when_its_own_easyconfig_changed(tmp_path):
@@ -36,3 +39,12 @@ def test_an_install_without_its_easyconfig_is_rebuilt(tmp_path):
     module.modulefile(tmp_path).parent.mkdir(parents=True)
     module.modulefile(tmp_path).write_text("-- made by hand\n")
     assert needs_build(module, tmp_path) == "installed by something else than this easyconfig"
+
+
+def test_an_install_without_the_digest_users_overlays_read_is_rebuilt(tmp_path):
+    module = Module("m", "1", tmp_path / "m-1.eb")
+    module.easyconfig.write_text("x\n")
+    installed(tmp_path, module, "x\n")
+    assert needs_build(module, tmp_path) is None
+    (module.installdir(tmp_path) / "share" / "stackgen" / "easyconfig-digest").unlink()
+    assert needs_build(module, tmp_path).startswith("installed by an older stackgen")

@@ -85,6 +85,12 @@ PYTHONPATH="$here/libexec/stackgen${PYTHONPATH:+:$PYTHONPATH}" exec python3 -m s
 """
 
 
+def easyconfig_digest(path):
+    """What the module was built from, as the jupyterlab module's bundle reads it."""
+    with open(path, 'rb') as fh:
+        return 'sha256:' + hashlib.sha256(fh.read()).hexdigest()[:16]
+
+
 def integrity_matches(path, integrity):
     """True when the file's digest is npm's `<algorithm>-<base64>` integrity."""
     algorithm, _, expected = integrity.partition('-')
@@ -211,6 +217,8 @@ class StackgenBundle(PythonBundle):
     def post_processing_step(self):
         """Write the site files and build the source extensions, then whatever
         PythonBundle does."""
+        write_file(os.path.join(self.installdir, 'share', 'stackgen', 'easyconfig-digest'),
+                   easyconfig_digest(self.cfg.path) + '\n')
         for relpath, data in sorted(self.cfg['site_json_files'].items()):
             path = site_file_path(self.installdir, relpath)
             mkdir(os.path.dirname(path), parents=True)
