@@ -24,6 +24,10 @@ import tempfile
 import time
 from pathlib import Path
 
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from stackgen.overlay import disk_usage  # noqa: E402
+
 
 def login_shell(script: str, env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:
     start = time.perf_counter()
@@ -32,17 +36,6 @@ def login_shell(script: str, env: dict[str, str]) -> tuple[float, subprocess.Com
     if done.returncode:
         sys.exit(f"failed: {script}\n{done.stdout[-2000:]}{done.stderr[-2000:]}")
     return elapsed, done
-
-
-def usage(root: Path) -> tuple[int, int]:
-    size = files = 0
-    for folder, _, names in os.walk(root):
-        for name in names:
-            path = Path(folder) / name
-            if not path.is_symlink():
-                size += path.stat().st_size
-                files += 1
-    return size, files
 
 
 def main() -> int:
@@ -70,8 +63,8 @@ def main() -> int:
             f"{load} && module unload jupyterlab && python3 -m venv {shlex.quote(str(venv))} && "
             f"{shlex.quote(str(venv / 'bin' / 'pip'))} install -q --index-url "
             f"https://pypi.org/simple jupyterlab=={lab} {ext}", env_venv)
-        o_size, o_files = usage(overlay)
-        v_size, v_files = usage(venv)
+        o_size, o_files = disk_usage(overlay)
+        v_size, v_files = disk_usage(venv)
     print(f"{args.extension} for one user, on JupyterLab {lab}")
     print(f"{'':22}{'disk':>12}{'files':>10}{'time':>10}")
     print(f"{'stackgen overlay':22}{o_size / 1e6:>10.2f}MB{o_files:>10}{t_overlay:>9.1f}s")

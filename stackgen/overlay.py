@@ -206,3 +206,14 @@ def refuse_central(name: str, central_versions: dict[str, str]) -> None:
 def clean_scratch(path: Path) -> None:
     shutil.rmtree(path, ignore_errors=True)
 
+
+def disk_usage(root: Path) -> tuple[int, int]:
+    """Bytes and files under `root`, symlinks not followed."""
+    size = files = 0
+    for folder, _, names in os.walk(root):
+        for name in names:
+            path = Path(folder) / name
+            if not path.is_symlink():
+                size += path.stat().st_size
+                files += 1
+    return size, files

@@ -20,7 +20,7 @@ from packaging.utils import canonicalize_name
 
 from stackgen import overlay_install as inst
 from stackgen.node import node_folder
-from stackgen.overlay import (Central, Extension, Manifest, Overlay, clean_scratch,
+from stackgen.overlay import (Central, Extension, Manifest, Overlay, clean_scratch, disk_usage,
                               refuse_central, status)
 from stackgen.errors import CommandError, InputError, StackgenError
 from stackgen.run import run
@@ -245,18 +245,7 @@ def _report(args: Namespace, overlay: Overlay, manifest: Manifest | None, what: 
         return 0
     print(what)
     if manifest is not None:
-        size, files = _usage(overlay.root)
+        size, files = disk_usage(overlay.root)
         print(f"  {overlay.root}: {files} files, {size / 1024:.0f} KB")
     print("  start a new shell, or `module load jupyterlab` again, to use it")
     return 0
-
-
-def _usage(root: Path) -> tuple[int, int]:
-    size = files = 0
-    for folder, _, names in os.walk(root):
-        for name in names:
-            path = Path(folder) / name
-            if not path.is_symlink():
-                size += path.stat().st_size
-                files += 1
-    return size, files

@@ -27,16 +27,22 @@ def tiny(tmp_path_factory, repo):
     return folder
 
 
-def test_failed_build_leaves_nothing_loadable(tiny, tmp_path):
+def build_with_hooks(tiny, tmp_path, hooks_text):
+    """`stackgen build` of the tiny stack with EasyBuild hooks injecting a fault."""
     hooks = tmp_path / "fault_hooks.py"
-    hooks.write_text(
-        "from easybuild.tools.build_log import EasyBuildError\n\n\n"
-        "def post_install_hook(self, *args, **kwargs):\n"
-        "    raise EasyBuildError('injected fault after installation')\n")
+    hooks.write_text(hooks_text)
     prefix = tmp_path / "prefix"
     env = dict(os.environ, EASYBUILD_HOOKS=str(hooks))
-    result = run_stackgen("build", "--prefix", str(prefix), "--wheelhouse",
-                          str(tmp_path / "wheels"), cwd=tiny, env=env)
+    return prefix, run_stackgen("build", "--prefix", str(prefix), "--wheelhouse",
+                                str(tmp_path / "wheels"), cwd=tiny, env=env)
+
+
+def test_failed_build_leaves_nothing_loadable(tiny, tmp_path):
+    prefix, result = build_with_hooks(tiny, tmp_path,
+                                      "from easybuild.tools.build_log import EasyBuildError\n\n\n"
+                                      "def post_install_hook(self, *args, **kwargs):\n"
+                                      "    raise EasyBuildError('injected fault after "
+                                      "installation')\n")
     assert result.returncode == 1
     assert "EasyBuild failed to build tinymod/1" in result.stderr
     assert "injected fault" in result.stderr
@@ -88,17 +94,12 @@ def test_stale_lock_is_refused(tiny, tmp_path):
 def test_a_failing_import_names_the_extension_and_leaves_nothing(tiny, tmp_path):
     """The one-process import check says exactly which extension fails to
     import; the sanity check then fails and the install is removed."""
-    hooks = tmp_path / "break_import.py"
-    hooks.write_text(
-        "import glob, os\n\n\n"
-        "def pre_sanitycheck_hook(self, *args, **kwargs):\n"
-        "    for path in glob.glob(os.path.join(self.installdir, 'lib', 'python*', "
-        "'site-packages', 'six.py')):\n"
-        "        os.remove(path)\n")
-    prefix = tmp_path / "prefix"
-    env = dict(os.environ, EASYBUILD_HOOKS=str(hooks))
-    result = run_stackgen("build", "--prefix", str(prefix), "--wheelhouse",
-                          str(tmp_path / "wheels"), cwd=tiny, env=env)
+    prefix, result = build_with_hooks(tiny, tmp_path,
+                                      "import glob, os\n\n\n"
+                                      "def pre_sanitycheck_hook(self, *args, **kwargs):\n"
+                                      "    for path in glob.glob(os.path.join(self.installdir, "
+                                      "'lib', 'python*', 'site-packages', 'six.py')):\n"
+                                      "        os.remove(path)\n")
     assert result.returncode == 1
     assert "import check failed for 1 extensions: six (import six: ModuleNotFoundError" \
         in result.stderr, result.stderr
