@@ -53,7 +53,7 @@ def main() -> int:
                "PIP_CONFIG_FILE": os.devnull}
         ext = shlex.quote(args.extension)
         t_overlay, _ = login_shell(f"{load} && stackgen user-overlay add {ext}", env)
-        overlay = next((tmp / "data" / "stackgen" / "overlays").glob("*/*"))
+        overlay = next((tmp / "data" / "stackgen" / "overlays").glob("*/*/manifest.json")).parent
         _, version = login_shell(f"{load} && python -c 'import jupyterlab; "
                                  "print(jupyterlab.__version__)'", env)
         lab = version.stdout.strip()
