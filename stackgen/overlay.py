@@ -155,6 +155,10 @@ class Overlay:
         self.stack_dir.mkdir(parents=True, exist_ok=True)
         with open(self.stack_dir / f".{self.root.name}.lock", "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
+            # what an interrupted change left behind (nobody else holds the lock)
+            for kind in ("new", "old"):
+                for leftover in self.stack_dir.glob(f".{self.root.name}.{kind}-*"):
+                    shutil.rmtree(leftover, ignore_errors=True)
             try:
                 yield
             finally:

@@ -39,47 +39,56 @@ def _overlays_root(overlay: Overlay) -> Path:
 def remake(central: Central, overlay: Overlay, extensions: list[Extension],
            index_url: str) -> Manifest:
     """A new overlay holding exactly `extensions`, made beside the old one and
-    swapped in only when complete."""
+    swapped in only when complete. Its work folder (downloads, logs) is kept
+    in ~/.cache/stackgen/overlay-logs only when this fails."""
     scratch = overlay.scratch()
+    logs = default_cache() / "overlay-logs"
+    logs.mkdir(parents=True, exist_ok=True)
+    work = Path(tempfile.mkdtemp(prefix=f"{central.stack}-{central.version}-", dir=logs))
     try:
-        with tempfile.TemporaryDirectory(prefix="stackgen-overlay-") as tmp:
-            work = Path(tmp)
-            exclude = _overlays_root(overlay)
-            central_dists = inst.central_distributions(exclude)
-            prebuilt = [e for e in extensions if e.kind == "prebuilt"]
-            for ext in prebuilt:
-                refuse_central(ext.name, central_dists)
-            env = inst.installer_env(exclude)
-            planned, labexts = [], {}
-            if prebuilt:
-                progress(f"resolving {', '.join(e.requirement for e in prebuilt)} against the "
-                         f"{len(central_dists)} central packages")
-                planned = inst.plan([e.requirement for e in prebuilt], central_dists, work, env,
-                                    index_url)
-                progress(f"adding {len(planned)} package(s): "
-                         + ", ".join(f"{p.name} {p.version}" for p in planned))
-                wheels = inst.fetch_planned(planned, work / "wheels")
-                labexts = inst.check_fits(wheels)
-                inst.install(wheels, scratch, env, work)
-            sources = [e for e in extensions if e.kind == "source"]
-            if sources:
-                _refuse_central_sources(central, sources)
-                inst.copy_app_dir(central.app_dir, scratch / "app")
-                node = node_folder(default_cache() / "node", install=True)
-                inst.build_source(scratch / "app", [e.requirement for e in sources], node, work,
-                                  progress)
-        versions = {p.name: p.version for p in planned}
-        by_wheel = {p.name: labexts.get(p.file, ()) for p in planned}
-        done = tuple(replace(e, version=versions.get(e.name, e.version),
-                             labextensions=by_wheel.get(e.name, e.labextensions))
-                     for e in extensions)
-        manifest = Manifest(central.stack, central.version, central.bundle, done,
-                            tuple((p.name, p.version) for p in planned))
+        manifest = _make(central, overlay, extensions, index_url, scratch, work)
         overlay.swap_in(scratch, manifest)
-        return manifest
     except BaseException:
         clean_scratch(scratch)
         raise
+    clean_scratch(work)
+    return manifest
+
+
+def _make(central: Central, overlay: Overlay, extensions: list[Extension], index_url: str,
+          scratch: Path, work: Path) -> Manifest:
+    """Fill `scratch` with `extensions`; downloads and logs go to `work`."""
+    exclude = _overlays_root(overlay)
+    central_dists = inst.central_distributions(exclude)
+    prebuilt = [e for e in extensions if e.kind == "prebuilt"]
+    for ext in prebuilt:
+        refuse_central(ext.name, central_dists)
+    env = inst.installer_env(exclude)
+    planned, labexts = [], {}
+    if prebuilt:
+        progress(f"resolving {', '.join(e.requirement for e in prebuilt)} against the "
+                 f"{len(central_dists)} central packages")
+        planned = inst.plan([e.requirement for e in prebuilt], central_dists, work, env,
+                            index_url)
+        progress(f"adding {len(planned)} package(s): "
+                 + ", ".join(f"{p.name} {p.version}" for p in planned))
+        wheels = inst.fetch_planned(planned, work / "wheels")
+        labexts = inst.check_fits(wheels)
+        inst.install(wheels, scratch, env, work)
+    sources = [e for e in extensions if e.kind == "source"]
+    if sources:
+        _refuse_central_sources(central, sources)
+        inst.copy_app_dir(central.app_dir, scratch / "app")
+        node = node_folder(default_cache() / "node", install=True)
+        inst.build_source(scratch / "app", [e.requirement for e in sources], node, work,
+                          progress)
+    versions = {p.name: p.version for p in planned}
+    by_wheel = {p.name: labexts.get(p.file, ()) for p in planned}
+    done = tuple(replace(e, version=versions.get(e.name, e.version),
+                         labextensions=by_wheel.get(e.name, e.labextensions))
+                 for e in extensions)
+    return Manifest(central.stack, central.version, central.bundle, done,
+                    tuple((p.name, p.version) for p in planned))
 
 
 def _refuse_central_sources(central: Central, sources: list[Extension]) -> None:
@@ -97,10 +106,8 @@ def _refuse_central_sources(central: Central, sources: list[Extension]) -> None:
 
 def _extension(args: Namespace) -> Extension:
     if args.source:
-        spec = args.extension.strip()
-        name = spec if spec.count("@") == (1 if spec.startswith("@") else 0) \
-            else spec.rsplit("@", 1)[0]
-        return Extension(spec, name, "source")
+        requirement, name, version = inst.source_extension(args.extension.strip())
+        return Extension(requirement, name, "source", version)
     req = inst.parse_requirement(args.extension)
     return Extension(str(req), canonicalize_name(req.name))
 
@@ -117,12 +124,15 @@ def add(args: Namespace) -> int:
 
 def remove(args: Namespace) -> int:
     central, overlay = _context()
-    name = args.extension if args.extension.startswith("@") else canonicalize_name(args.extension)
     with overlay.locked():
         current = overlay.manifest()
-        if current is None or current.extension(name) is None:
+        found = [e for e in (current.extensions if current else ())
+                 if args.extension in (e.name, e.requirement) or (
+                     e.kind == "prebuilt" and e.name == canonicalize_name(args.extension))]
+        if not found:
             raise InputError(f"{args.extension} is not in your overlay",
                              "`stackgen user-overlay list` shows what it holds")
+        name = found[0].name
         kept = [e for e in current.extensions if e.name != name]
         if not kept:
             overlay.remove()

@@ -15,6 +15,7 @@ import os
 import re
 import shutil
 import sys
+import tarfile
 import zipfile
 from collections.abc import Callable
 from dataclasses import dataclass
@@ -57,6 +58,25 @@ def parse_requirement(text: str) -> Requirement:
     if req.url:
         raise InputError(f"{text!r} points at a URL", "name a package on PyPI")
     return req
+
+
+def source_extension(spec: str) -> tuple[str, str, str]:
+    """(requirement, npm name, version) of `--source SPEC`: an npm package
+    (`name` or `name@version`) or a local tarball, named by its package.json."""
+    path = Path(spec).expanduser()
+    if path.is_file():
+        try:
+            with tarfile.open(path) as tar:
+                member = next(m for m in tar.getmembers() if m.name.endswith("package.json")
+                              and m.name.count("/") == 1)
+                data = json.load(tar.extractfile(member))
+            return str(path.absolute()), data["name"], data.get("version", "")
+        except (tarfile.TarError, StopIteration, KeyError, ValueError) as exc:
+            raise InputError(f"{spec} is not an npm package tarball ({exc})",
+                             "give an npm package name, or a .tgz made by `npm pack`") from None
+    name, _, version = spec[1:].partition("@") if spec.startswith("@") else spec.partition("@")
+    name = "@" + name if spec.startswith("@") else name
+    return spec, name, version
 
 
 def central_distributions(exclude: Path) -> dict[str, str]:
@@ -212,6 +232,7 @@ def build_source(app_dir: Path, npm_specs: list[str], node_bin: Path, workdir: P
     env["PATH"] = os.pathsep.join([str(node_bin), env.get("PATH", "")])
     env["YARN_CACHE_FOLDER"] = str(workdir / "yarn-cache")
     env["npm_config_cache"] = str(workdir / "npm-cache")
+    env["NODE_USE_SYSTEM_CA"] = "1"      # the site's CA store, as Python's downloads use
     app = f"--app-dir={app_dir}"
     progress(f"adding {', '.join(npm_specs)} to a copy of the central app dir")
     run(["jupyter", "labextension", "install", "--no-build", app, *npm_specs], env=env,

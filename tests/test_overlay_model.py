@@ -98,3 +98,37 @@ def test_central_packages_and_bad_requirements_are_refused():
         refuse_central("dask", {"dask": "2026.8.0"})
     with pytest.raises(InputError, match="not a package requirement"):
         parse_requirement("jupyterlab-execute-time==3.x")
+
+
+def test_an_interrupted_change_is_cleaned_up_by_the_next(tmp_path):
+    central = Central.from_environment(ENV)
+    overlay = Overlay.for_central(central, {"XDG_DATA_HOME": str(tmp_path)})
+    left = overlay.scratch()
+    (left / "half-written").write_text("x")
+    with overlay.locked():
+        assert not left.exists()
+
+
+@pytest.mark.parametrize("spec, expected", [
+    ("jupyterlab-tour", ("jupyterlab-tour", "jupyterlab-tour", "")),
+    ("jupyterlab-tour@4.0.1", ("jupyterlab-tour@4.0.1", "jupyterlab-tour", "4.0.1")),
+    ("@acme/ext@1.2.3", ("@acme/ext@1.2.3", "@acme/ext", "1.2.3")),
+    ("@acme/ext", ("@acme/ext", "@acme/ext", "")),
+])
+def test_source_extension_names(spec, expected):
+    from stackgen.overlay_install import source_extension
+    assert source_extension(spec) == expected
+
+
+def test_a_local_tarball_is_named_by_its_package_json(tmp_path):
+    import tarfile
+    from stackgen.overlay_install import source_extension
+    (tmp_path / "package").mkdir()
+    (tmp_path / "package" / "package.json").write_text('{"name": "my-ext", "version": "0.1.0"}')
+    tarball = tmp_path / "my-ext-0.1.0.tgz"
+    with tarfile.open(tarball, "w:gz") as tar:
+        tar.add(tmp_path / "package", arcname="package")
+    assert source_extension(str(tarball)) == (str(tarball), "my-ext", "0.1.0")
+    (tmp_path / "junk.tgz").write_text("no")
+    with pytest.raises(InputError, match="not an npm package tarball"):
+        source_extension(str(tmp_path / "junk.tgz"))

@@ -331,6 +331,8 @@ class StackgenBundle(PythonBundle):
                          ('YARN_CACHE_FOLDER', 'yarn-cache'), ('npm_config_cache', 'npm-cache')):
             mkdir(os.path.join(scratch, sub), parents=True)
             setvar(var, os.path.join(scratch, sub))
+        # the site's CA store (a TLS-inspecting proxy's CA is in it; node's own is not)
+        setvar('NODE_USE_SYSTEM_CA', '1')
         node_bin = os.environ.get('STACKGEN_NODE_BIN')
         if node_bin:
             setvar('PATH', node_bin + os.pathsep + os.environ.get('PATH', ''))
