@@ -132,3 +132,31 @@ def test_a_local_tarball_is_named_by_its_package_json(tmp_path):
     (tmp_path / "junk.tgz").write_text("no")
     with pytest.raises(InputError, match="not an npm package tarball"):
         source_extension(str(tmp_path / "junk.tgz"))
+
+
+def test_two_changes_at_once_take_turns(tmp_path):
+    """A second `add` waits for the first: the file lock is held across processes."""
+    import subprocess
+    import sys
+    import time
+    central = Central.from_environment(ENV)
+    overlay = Overlay.for_central(central, {"XDG_DATA_HOME": str(tmp_path)})
+    order = tmp_path / "order"
+    holder = subprocess.Popen([sys.executable, "-c", f"""
+import time
+from pathlib import Path
+from stackgen.overlay import Overlay
+with Overlay(Path({str(overlay.root)!r})).locked():
+    Path({str(order)!r}).write_text("first\\n")
+    time.sleep(1.5)
+    with open({str(order)!r}, "a") as fh:
+        fh.write("first done\\n")
+"""])
+    deadline = time.monotonic() + 30
+    while not order.exists() and time.monotonic() < deadline:
+        time.sleep(0.05)
+    with overlay.locked():
+        with open(order, "a") as fh:
+            fh.write("second\n")
+    holder.wait()
+    assert order.read_text() == "first\nfirst done\nsecond\n"
