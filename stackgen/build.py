@@ -119,6 +119,7 @@ class EasyBuild:
         env["PIP_NO_INDEX"] = "1"
         if self.node_bin:
             env["STACKGEN_NODE_BIN"] = str(self.node_bin)
+            env["STACKGEN_YARN_CACHE"] = str(self.workdir / "yarn-cache")
         if self.uv:
             env["STACKGEN_UV"] = self.uv
         return env

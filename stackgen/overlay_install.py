@@ -230,7 +230,11 @@ def build_source(app_dir: Path, npm_specs: list[str], node_bin: Path, workdir: P
     then one `jupyter lab build` there."""
     env = dict(os.environ)
     env["PATH"] = os.pathsep.join([str(node_bin), env.get("PATH", "")])
+    # yarn's downloads stay in the work folder (removed afterwards), never in a
+    # home folder under quota: yarn 4 would use ~/.yarn/berry by itself
     env["YARN_CACHE_FOLDER"] = str(workdir / "yarn-cache")
+    env["YARN_ENABLE_GLOBAL_CACHE"] = "false"
+    env["YARN_GLOBAL_FOLDER"] = str(workdir / "yarn-global")
     env["npm_config_cache"] = str(workdir / "npm-cache")
     env["NODE_USE_SYSTEM_CA"] = "1"      # the site's CA store, as Python's downloads use
     app = f"--app-dir={app_dir}"

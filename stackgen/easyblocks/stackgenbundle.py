@@ -326,20 +326,12 @@ class StackgenBundle(PythonBundle):
         tarballs = self.source_tarballs()
         app_dir = os.path.join(self.installdir, 'share', 'jupyter', 'lab')
         scratch = os.path.join(self.builddir, 'stackgen-lab-build')
-        # the builder's own Jupyter folders and caches must not leak into the central build
-        for var, sub in (('JUPYTER_CONFIG_DIR', 'config'), ('JUPYTER_DATA_DIR', 'data'),
-                         ('YARN_CACHE_FOLDER', 'yarn-cache'), ('npm_config_cache', 'npm-cache')):
-            mkdir(os.path.join(scratch, sub), parents=True)
-            setvar(var, os.path.join(scratch, sub))
-        # the site's CA store (a TLS-inspecting proxy's CA is in it; node's own is not)
-        setvar('NODE_USE_SYSTEM_CA', '1')
-        node_bin = os.environ.get('STACKGEN_NODE_BIN')
-        if node_bin:
-            setvar('PATH', node_bin + os.pathsep + os.environ.get('PATH', ''))
-        if not shutil.which('node'):
-            raise EasyBuildError("node is needed to build source extensions and was not found")
+        self.isolate_lab_build(scratch)       # seen by the fake module's footer...
         fake = self.load_fake_module(purge=True)
         try:
+            self.isolate_lab_build(scratch)   # ...and again: loading it restored EB's environment
+            if not shutil.which('node'):
+                raise EasyBuildError("node is needed to build source extensions and was not found")
             app = '--app-dir=' + shlex.quote(app_dir)
             run_shell_cmd('jupyter labextension install --no-build %s %s'
                           % (app, ' '.join(shlex.quote(p) for p in tarballs)))
@@ -350,3 +342,22 @@ class StackgenBundle(PythonBundle):
         # result): about 400 MB that nobody reads afterwards
         for leftover in ('node_modules', '.yarn', 'build'):
             remove_dir(os.path.join(app_dir, 'staging', leftover))
+
+    def isolate_lab_build(self, scratch):
+        """The lab build's environment: the builder's own Jupyter folders and
+        caches kept out, node from STACKGEN_NODE_BIN, the system CA store."""
+        for var, sub in (('JUPYTER_CONFIG_DIR', 'config'), ('JUPYTER_DATA_DIR', 'data'),
+                         ('YARN_CACHE_FOLDER', 'yarn-cache'), ('YARN_GLOBAL_FOLDER', 'yarn-global'),
+                         ('npm_config_cache', 'npm-cache')):
+            mkdir(os.path.join(scratch, sub), parents=True)
+            setvar(var, os.path.join(scratch, sub), verbose=False)
+        # npm packages are content-addressed in yarn's cache: stackgen keeps one across
+        # builds, as it keeps the wheelhouse, so a rebuild downloads nothing again
+        if os.environ.get('STACKGEN_YARN_CACHE'):
+            setvar('YARN_CACHE_FOLDER', os.environ['STACKGEN_YARN_CACHE'], verbose=False)
+        setvar('YARN_ENABLE_GLOBAL_CACHE', 'false', verbose=False)    # else ~/.yarn/berry
+        # the site's CA store (a TLS-inspecting proxy's CA is in it; node's own is not)
+        setvar('NODE_USE_SYSTEM_CA', '1', verbose=False)
+        node_bin = os.environ.get('STACKGEN_NODE_BIN')
+        if node_bin and not os.environ.get('PATH', '').startswith(node_bin + os.pathsep):
+            setvar('PATH', node_bin + os.pathsep + os.environ.get('PATH', ''), verbose=False)
