@@ -178,7 +178,9 @@ def site_files(stack: Stack, lab: bool, dask: bool) -> dict:
     files = {}
     if lab:
         lab_settings = stack.settings.lab
-        files["etc/jupyter/jupyter_server_config.d/stackgen-site.json"] = {
+        # LabApp reads its options from jupyter_lab_config files, not from the
+        # server's config.d folder (a LabApp key there is ignored)
+        files["etc/jupyter/jupyter_lab_config.json"] = {
             "LabApp": {"extension_manager": lab_settings.extension_manager}}
         if lab_settings.overrides:
             files["share/jupyter/lab/settings/overrides.json"] = lab_settings.overrides

@@ -68,7 +68,7 @@ class LabServer:
         command = with_lab(prefix, shlex.join([
             "exec", *server, "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
             f"--ServerApp.token={self.token}", "--ServerApp.port_retries=0",
-            f"--ServerApp.root_dir={home}"]))
+            f"--ServerApp.root_dir={home}", *([] if user else ["--allow-root"])]))
         home = Path(home)
         self.log = open(home / "lab.log", "w")
         argv = ["runuser", "-l", user, "-c", command] if user else ["bash", "-l", "-c", command]

@@ -40,8 +40,8 @@ def user(built_stack):
     assert snapshot(built_stack.prefix) == before, "a user command changed the central install"
 
 
-def as_user(built, script, version="2026.11", **kw):
-    modules = shlex.quote(str(built.prefix / "modules" / "all"))
+def as_user(built, script, version="2026.11", prefix=None, **kw):
+    modules = shlex.quote(str((prefix or built.prefix) / "modules" / "all"))
     return login_shell(f"module use {modules} && module load jupyterlab/{version} && {script}",
                        user=E2E_USER, **kw)
 
@@ -141,7 +141,8 @@ def test_source_extension_is_built_into_a_copy_of_the_app_dir(built_stack, user,
 
 @pytest.fixture(scope="module")
 def second_version(built_stack):
-    """The same stack as version 2026.12, locked and built into the same prefix."""
+    """The same stack as version 2026.12, locked and built into a prefix of its
+    own (the shared stack's `module load jupyterlab` stays 2026.11)."""
     data = yaml.safe_load((REPO / "stack.yaml").read_text())
     data["base"]["modulepath"] = [str(REPO / p) for p in data["base"]["modulepath"]]
     data["stack"]["version"] = "2026.12"
@@ -152,21 +153,23 @@ def second_version(built_stack):
                 spec / "lockfiles" / "jupyter-2026.12.txt")
     locked = run_stackgen("lock", "--resolver", "uv", cwd=spec)
     assert locked.returncode == 0, locked.stderr
-    built = run_stackgen("build", "--prefix", str(built_stack.prefix), cwd=spec, timeout=3600)
+    prefix = built_stack.root / "prefix-2026.12"
+    built = run_stackgen("build", "--prefix", str(prefix), cwd=spec, timeout=3600)
     assert built.returncode == 0, built.stderr[-4000:]
-    return "2026.12"
+    prefix.chmod(0o755)
+    return prefix
 
 
 def test_overlay_is_reported_stale_and_synced_onto_a_new_version(built_stack, user,
                                                                 second_version):
-    loaded = as_user(built_stack, "stackgen user-overlay list", version=second_version)
+    new = dict(version="2026.12", prefix=second_version)
+    loaded = as_user(built_stack, "stackgen user-overlay list", **new)
     assert "you have an overlay for jupyter 2026.11" in loaded.stderr
     assert "you have overlays for 2026.11" in loaded.stdout
-    synced = as_user(built_stack, "stackgen user-overlay sync 2>&1", version=second_version,
-                     timeout=1800)
+    synced = as_user(built_stack, "stackgen user-overlay sync 2>&1", timeout=1800, **new)
     assert synced.returncode == 0, synced.stdout[-3000:]
     listed = as_user(built_stack, "jupyter labextension list 2>&1; stackgen user-overlay list",
-                     version=second_version)
+                     **new)
     assert "stackgen/overlays/jupyter/2026.12" in listed.stdout
     assert "(current)" in listed.stdout
     for name in ["jupyterlab-execute-time", "stackgen-test-extension", *CENTRAL_LABEXTENSIONS]:
@@ -174,8 +177,9 @@ def test_overlay_is_reported_stale_and_synced_onto_a_new_version(built_stack, us
 
 
 def test_reset_brings_back_the_central_bundle_alone(built_stack, user, second_version):
-    reset = as_user(built_stack, "stackgen user-overlay reset", version=second_version)
+    new = dict(version="2026.12", prefix=second_version)
+    reset = as_user(built_stack, "stackgen user-overlay reset", **new)
     assert reset.returncode == 0, reset.stderr
-    listed = as_user(built_stack, "jupyter labextension list 2>&1", version=second_version)
+    listed = as_user(built_stack, "jupyter labextension list 2>&1", **new)
     assert "jupyterlab-execute-time" not in listed.stdout
     assert enabled(listed.stdout, "dask-labextension")

@@ -158,3 +158,4 @@ def test_jupyter_lab_serves_the_stack(built_stack, tmp_path):
     finally:
         server.stop()
     assert server.proc.returncode is not None
+    assert "Extension Manager is 'readonly'" in (home / "lab.log").read_text()   # site setting
