@@ -112,7 +112,12 @@ def test_a_user_overrides_the_site_for_themselves(built_stack):
     user = ensure_user()
     probe = login_shell(with_lab(built_stack.prefix, "touch $EBROOTJUPYTERLAB/x 2>&1; "
                                  "jupyter labextension disable dask-labextension --level=user && "
-                                 "jupyter server extension disable jupyterlab_git --user && "
+                                 # jupyter_server's `disable --user` only toggles what the
+                                 # user's config already lists: a user writes the file
+                                 "mkdir -p ~/.jupyter/jupyter_server_config.d && echo "
+                                 "'{\"ServerApp\": {\"jpserver_extensions\": "
+                                 "{\"jupyterlab_git\": false}}}' > "
+                                 "~/.jupyter/jupyter_server_config.d/jupyterlab_git.json && "
                                  "jupyter labextension list 2>&1; jupyter server extension list 2>&1"),
                         user=user.pw_name)
     assert "Permission denied" in probe.stdout
