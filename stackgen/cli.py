@@ -55,7 +55,15 @@ def build_parser() -> argparse.ArgumentParser:
     parser.add_argument("--debug", action="store_true", help="show tracebacks and every command run")
     parser.add_argument("-v", "--verbose", action="store_true", help="log each step")
     sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    _spec_and_lock_commands(sub, commands)
+    _build_commands(sub, commands)
 
+    from stackgen.usercli import add_user_overlay
+    add_user_overlay(sub, _command, _common)
+    return parser
+
+
+def _spec_and_lock_commands(sub, commands) -> None:
     p = _command(sub, "validate", "check stack.yaml against the schema and exit",
                  "stackgen validate --spec stack.yaml", commands.validate)
     _spec_option(p)
@@ -81,6 +89,13 @@ def build_parser() -> argparse.ArgumentParser:
     _spec_option(p)
     p.add_argument("--json", action="store_true", help="print the result as JSON on stdout")
 
+    p = _command(sub, "schema", "print the JSON Schema of stack.yaml (or its path)",
+                 "stackgen schema --path", commands.schema)
+    p.add_argument("--path", action="store_true", help="print where the schema file is")
+    p.add_argument("--markdown", action="store_true", help="print the key reference as Markdown")
+
+
+def _build_commands(sub, commands) -> None:
     p = _command(sub, "fetch", "download the files the lock names into the wheelhouse, verified",
                  "stackgen fetch --wheelhouse /scratch/wheelhouse", commands.fetch)
     _spec_option(p)
@@ -106,15 +121,6 @@ def build_parser() -> argparse.ArgumentParser:
     p.add_argument("--resolver", choices=("pip-tools", "uv"), default="pip-tools",
                    help="resolver for --relock")
     p.add_argument("--json", action="store_true", help="print a summary as JSON on stdout")
-
-    p = _command(sub, "schema", "print the JSON Schema of stack.yaml (or its path)",
-                 "stackgen schema --path", commands.schema)
-    p.add_argument("--path", action="store_true", help="print where the schema file is")
-    p.add_argument("--markdown", action="store_true", help="print the key reference as Markdown")
-
-    from stackgen.usercli import add_user_overlay
-    add_user_overlay(sub, _command, _common)
-    return parser
 
 
 def main(argv: list[str] | None = None) -> int:
