@@ -68,16 +68,22 @@ def _algorithm(digest: str) -> str:
     return digest.split(":", 1)[0] if digest.startswith("sha256:") else digest.split("-", 1)[0]
 
 
-def verify_present(lock: Lock, wheelhouse: Path) -> list[Wanted]:
+def digest_for(path: Path, expected: str) -> str:
+    """`path`'s digest written as `expected` is ("sha256:<hex>" or npm's
+    "sha512-<base64>"), to compare with it."""
+    return digest_of(path, _algorithm(expected))
+
+
+def verify_present(files: list[Wanted], wheelhouse: Path) -> list[Wanted]:
     """Check every file already in the wheelhouse; return those still
     missing. A file with the wrong hash is deleted and refused."""
     missing = []
-    for item in wanted(lock):
+    for item in files:
         path = wheelhouse / item.file
         if not path.exists():
             missing.append(item)
             continue
-        got = digest_of(path, _algorithm(item.digest))
+        got = digest_for(path, item.digest)
         if got != item.digest:
             path.unlink()
             raise HashMismatch(
@@ -93,8 +99,9 @@ def fetch(lock: Lock, wheelhouse: Path,
     """Make `wheelhouse` hold every file of `lock`, verified. No network is
     touched when everything is already present."""
     wheelhouse.mkdir(parents=True, exist_ok=True)
-    missing = verify_present(lock, wheelhouse)
-    present = len(wanted(lock)) - len(missing)
+    files = wanted(lock)
+    missing = verify_present(files, wheelhouse)
+    present = len(files) - len(missing)
     if not missing:
         progress(f"wheelhouse complete: {present} files verified")
         return FetchReport(present, 0, 0)
@@ -128,7 +135,7 @@ def download(item: Wanted, wheelhouse: Path) -> int:
     except (urllib.error.URLError, OSError) as exc:
         raise StackgenError(f"downloading {item.file} failed: {exc}",
                             "check the network; run the command again to resume") from None
-    got = digest_of(part, _algorithm(item.digest))
+    got = digest_for(part, item.digest)
     if got != item.digest:
         part.unlink()
         raise HashMismatch(f"{item.url}: downloaded content has {got}, the lock names "

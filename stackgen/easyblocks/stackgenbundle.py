@@ -17,7 +17,6 @@ Handed to EasyBuild with --include-easyblocks; used as
 `easyblock = 'StackgenBundle'` in the easyconfigs stackgen renders.
 """
 
-import base64
 import glob
 import hashlib
 import json
@@ -89,18 +88,6 @@ def easyconfig_digest(path):
     """What the module was built from, as the jupyterlab module's bundle reads it."""
     with open(path, 'rb') as fh:
         return 'sha256:' + hashlib.sha256(fh.read()).hexdigest()[:16]
-
-
-def integrity_matches(path, integrity):
-    """True when the file's digest is npm's `<algorithm>-<base64>` integrity."""
-    algorithm, _, expected = integrity.partition('-')
-    if algorithm not in ('sha512', 'sha384', 'sha256'):
-        return False
-    digest = hashlib.new(algorithm)
-    with open(path, 'rb') as fh:
-        for chunk in iter(lambda: fh.read(1 << 20), b''):
-            digest.update(chunk)
-    return base64.b64encode(digest.digest()).decode() == expected
 
 
 def installer_argv(python, prefix, sources, uv=None):
@@ -310,10 +297,11 @@ class StackgenBundle(PythonBundle):
 
     def source_tarballs(self):
         """The verified tarball of each source extension, from the sourcepath."""
+        from stackgen.fetch import digest_for
         paths = []
         for name, version, filename, integrity in self.cfg['lab_source_extensions']:
             path = self.obtain_file(filename, no_download=True)
-            if not path or not integrity_matches(path, integrity):
+            if not path or digest_for(path, integrity) != integrity:
                 raise EasyBuildError("%s (%s@%s) is missing or differs from its integrity %s",
                                      filename, name, version, integrity)
             paths.append(path)
