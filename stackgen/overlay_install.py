@@ -25,6 +25,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from stackgen import labbuild
 from stackgen.errors import CommandError, InputError, StackgenError
 from stackgen.fetch import Wanted, download
 from stackgen.lock import INDEX_URL
@@ -213,8 +214,9 @@ def install(wheels: list[Path], prefix: Path, env: dict[str, str], workdir: Path
 
 
 def copy_app_dir(central: Path, target: Path) -> None:
-    """The central app dir, cheaply: hard links where allowed, else reflinks or
-    copies. static/ is left out: the rebuild writes it anew."""
+    """The central app dir, cheaply: hard links where allowed (a user may not
+    link files they do not own), else copies. static/ is left out: the rebuild
+    writes it anew."""
     def link_or_copy(src: str, dst: str) -> None:
         try:
             os.link(src, dst)
@@ -227,23 +229,13 @@ def copy_app_dir(central: Path, target: Path) -> None:
 def build_source(app_dir: Path, npm_specs: list[str], node_bin: Path, workdir: Path,
                  progress: Callable[[str], None]) -> None:
     """`jupyter labextension install` the npm packages into the copied app dir,
-    then one `jupyter lab build` there."""
-    env = dict(os.environ)
-    env["PATH"] = os.pathsep.join([str(node_bin), env.get("PATH", "")])
-    # yarn's downloads stay in the work folder (removed afterwards), never in a
-    # home folder under quota: yarn 4 would use ~/.yarn/berry by itself
-    env["YARN_CACHE_FOLDER"] = str(workdir / "yarn-cache")
-    env["YARN_ENABLE_GLOBAL_CACHE"] = "false"
-    env["YARN_GLOBAL_FOLDER"] = str(workdir / "yarn-global")
-    env["npm_config_cache"] = str(workdir / "npm-cache")
-    env["NODE_USE_SYSTEM_CA"] = "1"      # the site's CA store, as Python's downloads use
-    app = f"--app-dir={app_dir}"
+    then one `jupyter lab build` there; yarn's downloads stay in the work folder."""
+    env = {**os.environ, **labbuild.environment(node_bin, workdir, os.environ.get("PATH", ""))}
+    install, build = labbuild.commands(app_dir, npm_specs)
     progress(f"adding {', '.join(npm_specs)} to a copy of the central app dir")
-    run(["jupyter", "labextension", "install", "--no-build", app, *npm_specs], env=env,
-        cwd=workdir, describe="jupyter labextension install", logfile=workdir / "labext.log")
+    run(install, env=env, cwd=workdir, describe="jupyter labextension install",
+        logfile=workdir / "labext.log")
     progress("rebuilding JupyterLab in the overlay (node; a minute or two)")
-    run(["jupyter", "lab", "build", app, "--dev-build=False", "--minimize=True"], env=env,
-        cwd=workdir, describe="jupyter lab build", logfile=workdir / "lab-build.log",
-        heartbeat=lambda s: progress(f"still building ({s:.0f} s)"))
-    for leftover in ("node_modules", ".yarn", "build"):
-        shutil.rmtree(app_dir / "staging" / leftover, ignore_errors=True)
+    run(build, env=env, cwd=workdir, describe="jupyter lab build",
+        logfile=workdir / "lab-build.log", heartbeat=lambda s: progress(f"still building ({s:.0f} s)"))
+    labbuild.drop_leftovers(app_dir)

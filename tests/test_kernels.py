@@ -92,3 +92,18 @@ def test_singleuser_reports_a_broken_env_file_and_starts_anyway(tmp_path):
     assert done.returncode == 0
     assert done.stdout.strip() == "SEEN="
     assert "syntax error" in done.stderr and "line 2" in done.stderr
+
+
+def test_lab_build_environment_is_one_for_centre_and_users(tmp_path):
+    from stackgen import labbuild
+    env = labbuild.environment("/opt/node/bin", tmp_path, "/usr/bin")
+    assert env["PATH"] == "/opt/node/bin:/usr/bin"
+    assert labbuild.environment("/opt/node/bin", tmp_path, env["PATH"])["PATH"] == env["PATH"]
+    assert env["YARN_CACHE_FOLDER"] == str(tmp_path / "yarn-cache")
+    assert env["YARN_ENABLE_GLOBAL_CACHE"] == "false" and env["NODE_USE_SYSTEM_CA"] == "1"
+    kept = labbuild.environment(None, tmp_path, "/usr/bin", yarn_cache="/cache/yarn")
+    assert kept["PATH"] == "/usr/bin" and kept["YARN_CACHE_FOLDER"] == "/cache/yarn"
+    install, build = labbuild.commands("/app dir", ["x@1.0.0"])
+    assert install == ["jupyter", "labextension", "install", "--no-build", "--app-dir=/app dir",
+                       "x@1.0.0"]
+    assert build[:3] == ["jupyter", "lab", "build"]

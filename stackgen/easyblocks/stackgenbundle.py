@@ -311,6 +311,7 @@ class StackgenBundle(PythonBundle):
         """`jupyter labextension install` each tarball into the app dir of this
         install, then one `jupyter lab build`; node comes from STACKGEN_NODE_BIN
         (set by stackgen build) or PATH. What the build fetched is dropped."""
+        from stackgen import labbuild
         tarballs = self.source_tarballs()
         app_dir = os.path.join(self.installdir, 'share', 'jupyter', 'lab')
         scratch = os.path.join(self.builddir, 'stackgen-lab-build')
@@ -320,32 +321,22 @@ class StackgenBundle(PythonBundle):
             self.isolate_lab_build(scratch)   # ...and again: loading it restored EB's environment
             if not shutil.which('node'):
                 raise EasyBuildError("node is needed to build source extensions and was not found")
-            app = '--app-dir=' + shlex.quote(app_dir)
-            run_shell_cmd('jupyter labextension install --no-build %s %s'
-                          % (app, ' '.join(shlex.quote(p) for p in tarballs)))
-            run_shell_cmd('jupyter lab build %s --dev-build=False --minimize=True' % app)
+            for argv in labbuild.commands(app_dir, tarballs):
+                run_shell_cmd(argv, use_bash=False)
         finally:
             self.clean_up_fake_module(fake)
-        # what the build fetched and its intermediate output (static/ holds the
-        # result): about 400 MB that nobody reads afterwards
-        for leftover in ('node_modules', '.yarn', 'build'):
-            remove_dir(os.path.join(app_dir, 'staging', leftover))
+        labbuild.drop_leftovers(app_dir)
 
     def isolate_lab_build(self, scratch):
-        """The lab build's environment: the builder's own Jupyter folders and
-        caches kept out, node from STACKGEN_NODE_BIN, the system CA store."""
-        for var, sub in (('JUPYTER_CONFIG_DIR', 'config'), ('JUPYTER_DATA_DIR', 'data'),
-                         ('YARN_CACHE_FOLDER', 'yarn-cache'), ('YARN_GLOBAL_FOLDER', 'yarn-global'),
-                         ('npm_config_cache', 'npm-cache')):
+        """The lab build's environment (stackgen.labbuild), with the builder's
+        own Jupyter folders kept out and yarn's cache the one stackgen build
+        keeps across builds (STACKGEN_YARN_CACHE), as it keeps the wheelhouse."""
+        from stackgen import labbuild
+        for var, sub in (('JUPYTER_CONFIG_DIR', 'config'), ('JUPYTER_DATA_DIR', 'data')):
             mkdir(os.path.join(scratch, sub), parents=True)
             setvar(var, os.path.join(scratch, sub), verbose=False)
-        # npm packages are content-addressed in yarn's cache: stackgen keeps one across
-        # builds, as it keeps the wheelhouse, so a rebuild downloads nothing again
-        if os.environ.get('STACKGEN_YARN_CACHE'):
-            setvar('YARN_CACHE_FOLDER', os.environ['STACKGEN_YARN_CACHE'], verbose=False)
-        setvar('YARN_ENABLE_GLOBAL_CACHE', 'false', verbose=False)    # else ~/.yarn/berry
-        # the site's CA store (a TLS-inspecting proxy's CA is in it; node's own is not)
-        setvar('NODE_USE_SYSTEM_CA', '1', verbose=False)
-        node_bin = os.environ.get('STACKGEN_NODE_BIN')
-        if node_bin and not os.environ.get('PATH', '').startswith(node_bin + os.pathsep):
-            setvar('PATH', node_bin + os.pathsep + os.environ.get('PATH', ''), verbose=False)
+        build_env = labbuild.environment(os.environ.get('STACKGEN_NODE_BIN'), scratch,
+                                         os.environ.get('PATH', ''),
+                                         yarn_cache=os.environ.get('STACKGEN_YARN_CACHE'))
+        for var, value in sorted(build_env.items()):
+            setvar(var, value, verbose=False)
