@@ -8,7 +8,6 @@ import re
 import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
-from urllib.parse import unquote
 
 from packaging.markers import Marker
 from packaging.requirements import Requirement
@@ -21,7 +20,7 @@ from stackgen.errors import CommandError, InputError, StackgenError
 from stackgen.fsutil import write_atomic
 from stackgen.lock import INDEX_URL, Lock, LockedPackage, LockHeader
 from stackgen.npm import LockedNpm
-from stackgen.resolve import Request, Resolved, resolve, resolver_version
+from stackgen.resolve import Request, Resolved, parse_pip_report, resolve, resolver_version
 from stackgen.run import clean_env, run
 from stackgen.spec import Stack
 
@@ -175,15 +174,9 @@ def _ask_pip(base: Base, resolved: list[Resolved], workdir: Path, cache: Path,
                 "index does not show it to pip yet (a release minutes old is served "
                 "unevenly by PyPI's CDN)",
                 "run the same `stackgen lock` again in a few minutes; nothing was written") from None
-    chosen: dict[str, dict] = {}
-    for item in json.loads(report.read_text())["install"]:
-        meta, info = item["metadata"], item["download_info"]
-        archive = info.get("archive_info", {})
-        sha256 = archive.get("hashes", {}).get("sha256") or archive["hash"].split("=", 1)[1]
-        url = info["url"].split("#")[0]
-        chosen[canonicalize_name(meta["name"])] = {
-            "file": unquote(url.rsplit("/", 1)[-1]), "sha256": sha256, "url": url,
-            "requires_dist": meta.get("requires_dist", [])}
+    chosen = {f.name: {"file": f.file, "sha256": f.sha256, "url": f.url,
+                       "requires_dist": list(f.requires_dist)}
+              for f in parse_pip_report(report.read_text())}
     missing = sorted({r.name for r in resolved} - set(chosen))
     if missing:
         raise StackgenError(f"pip chose no file for: {', '.join(missing)}")

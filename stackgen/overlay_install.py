@@ -18,7 +18,6 @@ import sys
 import tarfile
 import zipfile
 from collections.abc import Callable
-from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
 
@@ -29,24 +28,10 @@ from stackgen import labbuild
 from stackgen.errors import CommandError, InputError, StackgenError
 from stackgen.fetch import Wanted, download
 from stackgen.lock import INDEX_URL
-from stackgen.resolve import conflict_lines
+from stackgen.resolve import ReportedFile, conflict_lines, parse_pip_report
 from stackgen.run import clean_env, run
 
 log = logging.getLogger("stackgen.overlay")
-
-
-@dataclass(frozen=True)
-class Planned:
-    """A distribution pip would install into the overlay."""
-
-    name: str
-    version: str
-    url: str
-    sha256: str
-
-    @property
-    def file(self) -> str:
-        return self.url.rsplit("/", 1)[-1]
 
 
 def parse_requirement(text: str) -> Requirement:
@@ -104,7 +89,7 @@ def installer_env(exclude: Path) -> dict[str, str]:
 
 
 def plan(requirements: list[str], central: dict[str, str], workdir: Path, env: dict[str, str],
-         index_url: str = INDEX_URL) -> list[Planned]:
+         index_url: str = INDEX_URL) -> list[ReportedFile]:
     """What pip would add for `requirements` with every central package fixed."""
     constraints = workdir / "central-constraints.txt"
     constraints.write_text("".join(f"{n}=={v}\n" for n, v in sorted(central.items())))
@@ -117,13 +102,7 @@ def plan(requirements: list[str], central: dict[str, str], workdir: Path, env: d
             logfile=workdir / "plan.log")
     except CommandError as exc:
         raise explain(exc.output, central) from None
-    planned = []
-    for item in json.loads(report.read_text())["install"]:
-        info = item["download_info"]
-        archive = info.get("archive_info", {})
-        sha256 = archive.get("hashes", {}).get("sha256") or archive.get("hash", "=").split("=")[1]
-        planned.append(Planned(canonicalize_name(item["metadata"]["name"]),
-                               item["metadata"]["version"], info["url"].split("#")[0], sha256))
+    planned = parse_pip_report(report.read_text())
     shadowed = sorted(p.name for p in planned if p.name in central)
     if shadowed:       # pip must never be asked to replace a central package
         raise InputError(f"installing would replace central packages: {', '.join(shadowed)}",
@@ -152,7 +131,7 @@ def explain(output: str, central: dict[str, str]) -> StackgenError:
                          "run again with --debug to see the whole output")
 
 
-def fetch_planned(planned: list[Planned], folder: Path) -> list[Path]:
+def fetch_planned(planned: list[ReportedFile], folder: Path) -> list[Path]:
     """Download each planned wheel, verified against the hash pip reported."""
     folder.mkdir(parents=True, exist_ok=True)
     for item in planned:

@@ -6,13 +6,12 @@ import name; the text itself is in templates/.
 
 from __future__ import annotations
 
-import json
 from dataclasses import dataclass
 
 from stackgen import __version__
 from stackgen.lock import Lock, LockedPackage
 from stackgen.spec import Stack
-from stackgen.templating import LINE_LIMIT, environment, py_wrapped  # noqa: F401 (re-exported)
+from stackgen.templating import environment
 
 EASYBLOCK = "StackgenBundle"
 COMMON_SUFFIX = "-common"

@@ -8,6 +8,7 @@ hashes of every file of each release.
 from __future__ import annotations
 
 import hashlib
+import json
 import logging
 import os
 import re
@@ -16,6 +17,9 @@ from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
 from pathlib import Path
+from urllib.parse import unquote
+
+from packaging.utils import canonicalize_name
 
 from stackgen.base import Base
 from stackgen.errors import CommandError, InputError, StackgenError
@@ -117,7 +121,6 @@ def parse_resolved(text: str) -> list[Resolved]:
         if match and not raw.startswith(" "):
             if name:
                 out.append(Resolved(name, version, tuple(sorted(hashes))))
-            from packaging.utils import canonicalize_name
             name, version, hashes = canonicalize_name(match.group(1)), match.group(3), []
             line = line[match.end():]
         for token in line.replace("\\", " ").split():
@@ -207,3 +210,31 @@ def conflict_lines(output: str) -> list[str]:
             picked.append(text.replace("ERROR: ", "").replace("× ", ""))
     picked += _requirement_information(output)
     return list(dict.fromkeys(picked))[:10]
+
+
+@dataclass(frozen=True)
+class ReportedFile:
+    """A distribution in pip's `install --dry-run --report`: the file pip chose."""
+
+    name: str                       # canonical
+    version: str
+    url: str
+    sha256: str
+    requires_dist: tuple[str, ...] = ()
+
+    @property
+    def file(self) -> str:
+        return unquote(self.url.rsplit("/", 1)[-1])
+
+
+def parse_pip_report(text: str) -> list[ReportedFile]:
+    """The files of a pip installation report, in its order."""
+    out = []
+    for item in json.loads(text)["install"]:
+        meta, info = item["metadata"], item["download_info"]
+        archive = info.get("archive_info", {})
+        sha256 = archive.get("hashes", {}).get("sha256") or archive["hash"].split("=", 1)[1]
+        out.append(ReportedFile(canonicalize_name(meta["name"]), meta["version"],
+                                info["url"].split("#")[0], sha256,
+                                tuple(meta.get("requires_dist", []))))
+    return out

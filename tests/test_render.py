@@ -9,7 +9,8 @@ import pytest
 
 from stackgen import lock as lockfile
 from stackgen.lock import Lock, LockedPackage
-from stackgen.render import LINE_LIMIT, modulename, plan, py_wrapped, render
+from stackgen.render import modulename, plan, render
+from stackgen.templating import LINE_LIMIT, py_wrapped
 from stackgen.spec import load_stack
 from stackgen.wheels import top_level_names
 
