@@ -21,7 +21,7 @@ from pathlib import Path
 from stackgen import kernels
 from stackgen.errors import CommandError, InputError
 from stackgen.fsutil import write_atomic
-from stackgen.overlay import Central, data_home
+from stackgen.overlay import Central, data_home, outside_overlays
 from stackgen.run import clean_env, run
 from stackgen.ui import emit_json, progress
 
@@ -49,9 +49,8 @@ def _stack_modulepath(central: Central) -> str:
 def stack_sites() -> list[str]:
     """The site-packages folders this Python sees, the user's overlays and
     stackgen's own code left out: what a new venv must see of the stack."""
-    overlays = data_home() / "stackgen"
-    return [p for p in sys.path if p.endswith("site-packages") and Path(p).is_dir()
-            and not Path(p).resolve().is_relative_to(overlays.resolve())]
+    return [p for p in outside_overlays(sys.path)
+            if p.endswith("site-packages") and Path(p).is_dir()]
 
 
 def venv_create(args: Namespace) -> int:

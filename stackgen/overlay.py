@@ -108,6 +108,17 @@ def data_home(env: dict[str, str] | None = None) -> Path:
                 / ".local" / "share")
 
 
+def overlays_root(env: dict[str, str] | None = None) -> Path:
+    """Where every overlay of this user lives."""
+    return data_home(env) / "stackgen" / "overlays"
+
+
+def outside_overlays(paths: list[str], env: dict[str, str] | None = None) -> list[str]:
+    """`paths` without the user's own overlays: what is central (and the base)."""
+    root = overlays_root(env).resolve()
+    return [p for p in paths if p and not Path(p).resolve().is_relative_to(root)]
+
+
 @dataclass(frozen=True)
 class Overlay:
     """The overlay folder of one user for one stack version."""
@@ -117,8 +128,7 @@ class Overlay:
 
     @classmethod
     def for_central(cls, central: Central, env: dict[str, str] | None = None) -> Overlay:
-        return cls(data_home(env) / "stackgen" / "overlays" / central.stack / central.version,
-                   central.python_version)
+        return cls(overlays_root(env) / central.stack / central.version, central.python_version)
 
     @property
     def stack_dir(self) -> Path:
@@ -175,21 +185,25 @@ class Overlay:
         inside it, then one rename; the old overlay is removed afterwards."""
         write_atomic(new / MANIFEST, manifest.to_json())
         write_atomic(new / BUNDLE_FILE, manifest.bundle + "\n")
-        old = None
-        if self.root.exists():
-            old = Path(tempfile.mkdtemp(prefix=f".{self.root.name}.old-", dir=self.stack_dir))
-            os.replace(self.root, old / "overlay")
+        old = self._move_aside()
         os.replace(new, self.root)
         write_atomic(self.stack_dir / LATEST_FILE, self.root.name + "\n")
         if old:
             shutil.rmtree(old, ignore_errors=True)
 
     def remove(self) -> None:
+        old = self._move_aside()
+        if old:
+            shutil.rmtree(old, ignore_errors=True)
+
+    def _move_aside(self) -> Path | None:
+        """Rename the overlay out of the way (one rename: users see it whole or
+        not at all); the folder it went to, for removal, or None."""
         if not self.root.exists():
-            return
+            return None
         old = Path(tempfile.mkdtemp(prefix=f".{self.root.name}.old-", dir=self.stack_dir))
         os.replace(self.root, old / "overlay")
-        shutil.rmtree(old, ignore_errors=True)
+        return old
 
 
 def status(overlay: Overlay, central: Central) -> str:

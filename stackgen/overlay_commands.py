@@ -32,10 +32,6 @@ def _context() -> tuple[Central, Overlay]:
     return central, Overlay.for_central(central)
 
 
-def _overlays_root(overlay: Overlay) -> Path:
-    return overlay.stack_dir.parent
-
-
 def remake(central: Central, overlay: Overlay, extensions: list[Extension],
            index_url: str) -> Manifest:
     """A new overlay holding exactly `extensions`, made beside the old one and
@@ -46,7 +42,7 @@ def remake(central: Central, overlay: Overlay, extensions: list[Extension],
     logs.mkdir(parents=True, exist_ok=True)
     work = Path(tempfile.mkdtemp(prefix=f"{central.stack}-{central.version}-", dir=logs))
     try:
-        manifest = _make(central, overlay, extensions, index_url, scratch, work)
+        manifest = _make(central, extensions, index_url, scratch, work)
         overlay.swap_in(scratch, manifest)
     except BaseException:
         clean_scratch(scratch)
@@ -55,15 +51,14 @@ def remake(central: Central, overlay: Overlay, extensions: list[Extension],
     return manifest
 
 
-def _make(central: Central, overlay: Overlay, extensions: list[Extension], index_url: str,
-          scratch: Path, work: Path) -> Manifest:
+def _make(central: Central, extensions: list[Extension], index_url: str, scratch: Path,
+          work: Path) -> Manifest:
     """Fill `scratch` with `extensions`; downloads and logs go to `work`."""
-    exclude = _overlays_root(overlay)
-    central_dists = inst.central_distributions(exclude)
+    central_dists = inst.central_distributions()
     prebuilt = [e for e in extensions if e.kind == "prebuilt"]
     for ext in prebuilt:
         refuse_central(ext.name, central_dists)
-    env = inst.installer_env(exclude)
+    env = inst.installer_env()
     planned, labexts = [], {}
     if prebuilt:
         progress(f"resolving {', '.join(e.requirement for e in prebuilt)} against the "
@@ -215,7 +210,7 @@ def doctor(args: Namespace) -> int:
     else:
         if manifest.bundle != central.bundle:
             problems.append("the overlay was made on another central bundle: run sync")
-        central_dists = inst.central_distributions(_overlays_root(overlay))
+        central_dists = inst.central_distributions()
         shadow = sorted(n for n, _ in manifest.packages if n in central_dists)
         problems += [f"{n} is both central and in the overlay" for n in shadow]
         if str(overlay.site_packages) not in os.environ.get("PYTHONPATH", ""):

@@ -28,6 +28,7 @@ from stackgen import labbuild
 from stackgen.errors import CommandError, InputError, StackgenError
 from stackgen.fetch import Wanted, download
 from stackgen.lock import INDEX_URL
+from stackgen.overlay import outside_overlays
 from stackgen.resolve import ReportedFile, conflict_lines, parse_pip_report
 from stackgen.run import clean_env, run
 
@@ -65,23 +66,21 @@ def source_extension(spec: str) -> tuple[str, str, str]:
     return spec, name, version
 
 
-def central_distributions(exclude: Path) -> dict[str, str]:
+def central_distributions() -> dict[str, str]:
     """Every distribution this Python sees (central modules and the base),
-    except those under `exclude` (the user's own overlays)."""
-    paths = [p for p in sys.path if p and not Path(p).resolve().is_relative_to(exclude.resolve())]
+    except those in the user's own overlays."""
     found: dict[str, str] = {}
-    for dist in metadata.distributions(path=paths):
+    for dist in metadata.distributions(path=outside_overlays(sys.path)):
         name = canonicalize_name(dist.metadata["Name"] or "")
         if name and name not in found:
             found[name] = dist.version
     return found
 
 
-def installer_env(exclude: Path) -> dict[str, str]:
+def installer_env() -> dict[str, str]:
     """The environment for pip: no ambient pip configuration, the central
     packages visible (PYTHONPATH without the user's overlays)."""
-    central = [p for p in os.environ.get("PYTHONPATH", "").split(os.pathsep)
-               if p and not Path(p).resolve().is_relative_to(exclude.resolve())]
+    central = outside_overlays(os.environ.get("PYTHONPATH", "").split(os.pathsep))
     env = clean_env()
     if central:
         env["PYTHONPATH"] = os.pathsep.join(central)
