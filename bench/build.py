@@ -89,7 +89,7 @@ def stock_build(stack, current, wheelhouse: Path, prefix: Path, work: Path) -> f
     eb = build_mod.EasyBuild(prefix=prefix, easyconfigs=folder, wheelhouse=wheelhouse,
                              workdir=default_cache() / "eb", modulepath=stack.base.modulepath,
                              base_module=current.header.base_module,
-                             base_python=current.header.base_python.split()[1])
+                             base_python=current.header.python_version)
     eb.write_metadata()
     start = time.perf_counter()
     for module in modules:

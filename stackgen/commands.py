@@ -219,8 +219,7 @@ def build(args: Namespace) -> int:
                                 stack.root / "easyconfigs" / f"{mp.name}-{mp.version}.eb")
                for mp in plans]
     todo = [(m, why) for m in modules if (why := build_mod.needs_build(m, prefix))]
-    lab_module = next((mp.name for mp in plans if any(p.name == "jupyterlab" for p in mp.packages)),
-                      None)
+    lab_module = next((mp.name for mp in plans if mp.holds_jupyterlab), None)
     if not todo:
         progress(f"nothing to build: all {len(modules)} modules are current in {prefix}")
     else:
@@ -234,7 +233,7 @@ def build(args: Namespace) -> int:
                                  wheelhouse=wheelhouse, workdir=workdir,
                                  modulepath=stack.base.modulepath,
                                  base_module=current.header.base_module,
-                                 base_python=current.header.base_python.split()[1],
+                                 base_python=current.header.python_version,
                                  node_bin=node_folder(workdir) if current.npm else None,
                                  uv=build_mod.uv_command())
         eb.write_metadata()

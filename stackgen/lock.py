@@ -50,6 +50,11 @@ class LockHeader:
     resolver: str                                   # "pip-tools 7.6.2"
     index: str = INDEX_URL
 
+    @property
+    def python_version(self) -> str:
+        """The base's Python version, "3.11.7"."""
+        return self.base_python.split()[1]
+
 
 @dataclass(frozen=True)
 class Lock:

@@ -41,6 +41,12 @@ class ModulePlan:
     depends: tuple[tuple[str, str], ...]           # (name, version), stack modules
     packages: tuple[LockedPackage, ...]            # install order
 
+    @property
+    def holds_jupyterlab(self) -> bool:
+        """The module with JupyterLab's app dir: site settings, source
+        extensions, the user command and kernels go there."""
+        return any(p.name == "jupyterlab" for p in self.packages)
+
 
 def plan(stack: Stack, lock: Lock) -> list[ModulePlan]:
     """Each locked package in exactly one module: the lowest stack module that
@@ -135,7 +141,7 @@ def render(stack: Stack, lock: Lock, top_levels: dict[str, tuple[str, ...]]) -> 
             name, why = modulename(pkg, top_levels.get(pkg.name, ()))
             exts.append(Ext(pkg.name, pkg.version, pkg.file, pkg.sha256, name, why))
         names = {p.name for p in mp.packages}
-        lab = "jupyterlab" in names
+        lab = mp.holds_jupyterlab
         dask = "dask" in names and bool(stack.settings.dask)
         extensions = sorted(p.name for p in stack.pins if p.extension and holder.get(p.name) == mp.name)
         # source extensions are built into the app dir: where jupyterlab is
@@ -144,7 +150,7 @@ def render(stack: Stack, lock: Lock, top_levels: dict[str, tuple[str, ...]]) -> 
         footer = environment().get_template("footer.lua.j2").render(
             lab_app_dir=lab, dask_config=dask, extensions=extensions, stack=stack.name,
             stack_version=stack.version, bundle_modules=_bundle_modules(plans, mp),
-            python_version=".".join(lock.header.base_python.split()[1].split(".")[:2]))
+            python_version=".".join(lock.header.python_version.split(".")[:2]))
         text = environment().get_template("easyconfig.eb.j2").render(
             easyblock=EASYBLOCK, name=mp.name, version=mp.version, stack=stack.name,
             stack_version=stack.version, lock_name=stack.lock_name,
