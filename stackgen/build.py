@@ -88,6 +88,7 @@ class EasyBuild:
     base_python: str                  # "3.11.7", from the lock header
     node_bin: Path | None = None      # for source-only lab extensions
     uv: str | None = None             # the bundle's one-shot installer; pip without it
+    build_cache: bool = True          # reuse a JupyterLab app dir built before (labbuild)
 
     def options(self) -> list[str]:
         easyblocks = resources.files("stackgen") / "easyblocks"
@@ -120,8 +121,11 @@ class EasyBuild:
         if self.node_bin:
             env["STACKGEN_NODE_BIN"] = str(self.node_bin)
             env["STACKGEN_YARN_CACHE"] = str(self.workdir / "yarn-cache")
+            if self.build_cache:
+                env["STACKGEN_LAB_CACHE"] = str(self.workdir / "lab-builds")
         if self.uv:
             env["STACKGEN_UV"] = self.uv
+            env["STACKGEN_UV_CACHE"] = str(self.workdir / "uv-cache")
         return env
 
     def write_metadata(self) -> None:

@@ -118,6 +118,9 @@ def _build_commands(sub, commands) -> None:
     p.add_argument("--prefix", type=Path, default=None, metavar="DIR",
                    help="install root (default: install.prefix of stack.yaml, else ./stack)")
     p.add_argument("--relock", action="store_true", help="re-lock a stale lock instead of refusing")
+    p.add_argument("--no-build-cache", action="store_true",
+                   help="build the JupyterLab app dir with node even when stackgen's cache "
+                        "holds the same build (same JupyterLab, node and source extensions)")
     p.add_argument("--resolver", choices=("pip-tools", "uv"), default="pip-tools",
                    help="resolver for --relock")
     p.add_argument("--json", action="store_true", help="print a summary as JSON on stdout")

@@ -235,7 +235,8 @@ def build(args: Namespace) -> int:
                                  base_module=current.header.base_module,
                                  base_python=current.header.python_version,
                                  node_bin=node_folder(workdir) if current.npm else None,
-                                 uv=build_mod.uv_command())
+                                 uv=build_mod.uv_command(),
+                                 build_cache=not args.no_build_cache)
         eb.write_metadata()
         for module, why in todo:
             progress(f"building {module.full_name} ({why})")

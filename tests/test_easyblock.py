@@ -20,9 +20,16 @@ def test_uv_installs_everything_in_one_call_without_resolving():
     for flag in ("--no-deps", "--no-index", "--offline", "--no-config", "--compile-bytecode",
                  "--link-mode=copy", "--no-cache"):
         assert flag in argv
+    assert "--cache-dir" not in argv
     assert argv[argv.index("--python") + 1] == "/base/bin/python"
     assert argv[argv.index("--prefix") + 1] == "/p/sw/m/1"
     assert argv[-2:] == ["/wh/a.whl", "/wh/b.whl"]
+
+
+def test_uv_keeps_its_unpacked_wheels_in_the_given_cache_and_copies_from_it():
+    argv = installer_argv("/base/bin/python", "/p", ["/wh/a.whl"], uv="/v/uv", uv_cache="/c/uv")
+    assert argv[argv.index("--cache-dir") + 1] == "/c/uv"
+    assert "--no-cache" not in argv and "--link-mode=copy" in argv
 
 
 def test_pip_is_the_fallback_and_runs_in_the_base_interpreter():

@@ -30,7 +30,7 @@ from easybuild.easyblocks.generic.pythonpackage import (handle_local_py_install_
                                                          run_pip_list, symlink_dist_site_packages)
 from easybuild.framework.easyconfig import CUSTOM
 from easybuild.framework.extension import get_modulenames
-from easybuild.tools.build_log import EasyBuildError
+from easybuild.tools.build_log import EasyBuildError, print_msg
 from easybuild.tools.environment import setvar
 from easybuild.tools.filetools import copy_file, mkdir, remove_dir, remove_file, write_file
 from easybuild.tools.modules import get_software_root
@@ -41,6 +41,13 @@ from easybuild.tools.run import run_shell_cmd
 # run_shell_cmd runs a list with use_bash=True as `bash argv[1:]`, i.e. it
 # executes the second word as a bash script.
 UV_ENV = 'STACKGEN_UV'
+# ...and to uv's cache, kept by stackgen beside the wheelhouse: uv unpacks a
+# wheel there once and copies it into every later install (no shared inodes
+# between the cache and the install). Without it, uv unpacks every time.
+UV_CACHE_ENV = 'STACKGEN_UV_CACHE'
+# ...and to the cache of JupyterLab app dirs built with source extensions
+# (stackgen.labbuild); without it, every build runs node.
+LAB_CACHE_ENV = 'STACKGEN_LAB_CACHE'
 
 # Run by the base interpreter with the new module loaded: import each
 # (extension, module) read from stdin as JSON, one marked line per import as
@@ -90,13 +97,15 @@ def easyconfig_digest(path):
         return 'sha256:' + hashlib.sha256(fh.read()).hexdigest()[:16]
 
 
-def installer_argv(python, prefix, sources, uv=None):
+def installer_argv(python, prefix, sources, uv=None, uv_cache=None):
     """One install of every source into `prefix` for `python`: no dependency
-    resolution, no index, nothing uninstalled from the base; with uv when given,
-    else pip. Both compile bytecode (the install is read-only for its users)."""
+    resolution, no index, nothing uninstalled from the base; with uv when given
+    (its unpacked wheels kept in `uv_cache` when given), else pip. Both compile
+    bytecode (the install is read-only for its users)."""
     common = ['--no-deps', '--no-index', '--no-build-isolation']
     if uv:
-        return [uv, 'pip', 'install', '--no-config', '--offline', '--no-cache', '--link-mode=copy',
+        cache = ['--cache-dir', uv_cache] if uv_cache else ['--no-cache']
+        return [uv, 'pip', 'install', '--no-config', '--offline', *cache, '--link-mode=copy',
                 '--compile-bytecode', '--python', python, '--prefix', prefix, *common, *sources]
     return [python, '-m', 'pip', 'install', '--prefix', prefix, '--ignore-installed',
             '--no-cache-dir', '--disable-pip-version-check', *common, *sources]
@@ -165,7 +174,8 @@ class StackgenBundle(PythonBundle):
         python = shutil.which(self.python_cmd) or self.python_cmd
         uv = os.environ.get(UV_ENV)
         argv = installer_argv(python, self.installdir, sources,
-                              uv=uv if uv and os.access(uv, os.X_OK) else None)
+                              uv=uv if uv and os.access(uv, os.X_OK) else None,
+                              uv_cache=os.environ.get(UV_CACHE_ENV))
         self.log.info("Installing %d extensions in one call: %s", len(sources), shlex.join(argv))
         run_shell_cmd(argv, use_bash=False)
         remove_file(os.path.join(self.installdir, '.lock'))     # uv's, for the prefix
@@ -206,13 +216,13 @@ class StackgenBundle(PythonBundle):
         PythonBundle does."""
         write_file(os.path.join(self.installdir, 'share', 'stackgen', 'easyconfig-digest'),
                    easyconfig_digest(self.cfg.path) + '\n')
+        if self.cfg['lab_source_extensions']:
+            self.build_source_extensions()     # first: it may replace the app dir whole
         for relpath, data in sorted(self.cfg['site_json_files'].items()):
             path = site_file_path(self.installdir, relpath)
             mkdir(os.path.dirname(path), parents=True)
             write_file(path, site_file_text(data))
             self.log.info("Wrote site file %s", path)
-        if self.cfg['lab_source_extensions']:
-            self.build_source_extensions()
         if self.cfg['stackgen_user_command']:
             self.install_user_command()
         if self.cfg['site_kernels']:
@@ -310,22 +320,43 @@ class StackgenBundle(PythonBundle):
     def build_source_extensions(self):
         """`jupyter labextension install` each tarball into the app dir of this
         install, then one `jupyter lab build`; node comes from STACKGEN_NODE_BIN
-        (set by stackgen build) or PATH. What the build fetched is dropped."""
+        (set by stackgen build) or PATH. What the build fetched is dropped.
+        With STACKGEN_LAB_CACHE (stackgen.labbuild), the same build made
+        before is copied from there instead, and a new one is kept there."""
         from stackgen import labbuild
         tarballs = self.source_tarballs()
         app_dir = os.path.join(self.installdir, 'share', 'jupyter', 'lab')
         scratch = os.path.join(self.builddir, 'stackgen-lab-build')
+        cache = os.environ.get(LAB_CACHE_ENV)
         self.isolate_lab_build(scratch)       # seen by the fake module's footer...
         fake = self.load_fake_module(purge=True)
         try:
             self.isolate_lab_build(scratch)   # ...and again: loading it restored EB's environment
             if not shutil.which('node'):
                 raise EasyBuildError("node is needed to build source extensions and was not found")
+            key = cache and self.lab_build_key()
+            if key and labbuild.restore(cache, key, app_dir):
+                print_msg("JupyterLab app dir: the same build (%s) copied from %s" % (key, cache),
+                          log=self.log)
+                return
             for argv in labbuild.commands(app_dir, tarballs):
                 run_shell_cmd(argv, use_bash=False)
         finally:
             self.clean_up_fake_module(fake)
         labbuild.drop_leftovers(app_dir)
+        if key:
+            labbuild.store(cache, key, app_dir)
+            self.log.info("Kept the JupyterLab app dir build %s in %s", key, cache)
+
+    def lab_build_key(self):
+        from stackgen import labbuild
+        staging = glob.glob(os.path.join(self.installdir, 'lib', 'python*', 'site-packages',
+                                         'jupyterlab', 'staging'))
+        if len(staging) != 1:
+            raise EasyBuildError("JupyterLab's staging folder not found in %s", self.installdir)
+        node = run_shell_cmd(['node', '--version'], use_bash=False, hidden=True).output.strip()
+        integrities = [integrity for *_, integrity in self.cfg['lab_source_extensions']]
+        return labbuild.build_key(staging[0], node, integrities)
 
     def isolate_lab_build(self, scratch):
         """The lab build's environment (stackgen.labbuild), with the builder's
