@@ -1,7 +1,8 @@
 """Build the reference stack with `stackgen build` and install the same
 wheels with one `pip install --no-deps` into a prefix, in one run.
 
-stackgen builds twice, each into a fresh prefix, with a cache of its own
+stackgen builds once and then rebuilds --rounds times, each into a fresh
+prefix, with a cache of its own
 (a temporary XDG_CACHE_HOME that shares only the downloads: the verified
 wheelhouse, npm tarballs and yarn's download cache):
   first    nothing built before: uv unpacks every wheel into its cache, and
@@ -9,6 +10,8 @@ wheelhouse, npm tarballs and yarn's download cache):
   rebuild  the same stack again, as a site rebuilds after any change: uv
            copies from its cache of unpacked wheels, and the app dir built
            the first time (same JupyterLab, node and tarballs) is copied.
+Each stackgen build is timed against the mean of the pip runs just before
+and after it (this disk's speed drifts by tens of per cent within minutes).
 Prints the wall time of each, their ratio to pip, and stackgen's time per
 module and per EasyBuild step (the app-dir build is in "postprocessing").
 pip and stackgen both compile bytecode. With --stock it also builds the
@@ -16,7 +19,7 @@ same easyconfigs with EasyBuild's own PythonBundle (one pip call and one
 import check per package; site files and source extensions left out, so it
 does less work), which takes minutes.
 
-    .venv/bin/python bench/build.py [--spec stack.yaml] [--stock] [--keep]
+    .venv/bin/python bench/build.py [--spec stack.yaml] [--rounds 2] [--stock] [--keep]
 """
 
 from __future__ import annotations
@@ -25,6 +28,7 @@ import argparse
 import os
 import re
 import shutil
+import statistics
 import sys
 import tempfile
 import time
@@ -66,6 +70,15 @@ def own_cache(work: Path) -> Path:
             (root / "stackgen" / sub).parent.mkdir(parents=True, exist_ok=True)
             (root / "stackgen" / sub).symlink_to(real)
     return root
+
+
+def pip_round(base, wheels: list[Path], work: Path, n: int) -> float:
+    """One timed pip baseline, removed at once (every stackgen build is timed
+    against the pip runs just before and after it: the disk's speed drifts)."""
+    seconds = one_shot_pip(base, wheels, work / f"flat-{n}")
+    shutil.rmtree(work / f"flat-{n}")
+    print(f"one-shot pip install      {seconds:6.1f} s  ({len(wheels)} wheels into one prefix)")
+    return seconds
 
 
 def stackgen_build(spec: Path, prefix: Path,
@@ -127,9 +140,8 @@ def stock_build(stack, current, wheelhouse: Path, prefix: Path, work: Path) -> f
                              base_python=current.header.python_version)
     eb.write_metadata()
     start = time.perf_counter()
-    for module in modules:
-        build_mod.build_module(eb, module, rebuild=False, lmod_cmd=lmod.lmod_cmd(),
-                               progress=lambda message: None)
+    build_mod.build_modules(eb, [(m, "not installed") for m in modules],
+                            lmod_cmd=lmod.lmod_cmd(), progress=lambda message: None)
     return time.perf_counter() - start
 
 
@@ -140,6 +152,8 @@ def main() -> int:
                         default=Path(__file__).resolve().parent.parent / "stack.yaml")
     parser.add_argument("--stock", action="store_true", help="also build with stock PythonBundle")
     parser.add_argument("--keep", action="store_true", help="keep the prefixes")
+    parser.add_argument("--rounds", type=int, default=2, metavar="N",
+                        help="rebuilds after the first build (default 2)")
     args = parser.parse_args()
     spec = args.spec.resolve()
     stack = load_stack(spec)
@@ -153,16 +167,22 @@ def main() -> int:
         return 1
     work = Path(tempfile.mkdtemp(prefix="bench-build-", dir="/tmp"))
     try:
-        pip = one_shot_pip(base, wheels, work / "flat")
-        print(f"one-shot pip install      {pip:6.1f} s  ({len(wheels)} wheels into one prefix)")
         cache = own_cache(work)
-        for label in ("first", "rebuild"):
-            total, lines = stackgen_build(spec, work / f"stack-{label}", cache)
+        labels = ["first", *(f"rebuild {n}" for n in range(1, args.rounds + 1))]
+        pips = [pip_round(base, wheels, work, 0)]
+        ratios = []
+        for n, label in enumerate(labels, start=1):
+            total, lines = stackgen_build(spec, work / f"stack-{n}", cache)
+            pips.append(pip_round(base, wheels, work, n))
+            pip = (pips[-2] + pips[-1]) / 2
             report(label, total, lines, pip)
+            ratios.append(total / pip)
+        print(f"rebuild ratio to pip, median of {args.rounds}: "
+              f"{statistics.median(ratios[1:]):.2f}x (first build: {ratios[0]:.2f}x)")
         if args.stock:
             stock = stock_build(stack, current, wheelhouse, work / "stock", work)
             print(f"stock PythonBundle        {stock:6.1f} s  ratio to pip {stock / pip:.2f}x, "
-                  f"to stackgen's rebuild {stock / total:.1f}x")
+                  f"to stackgen's last rebuild {stock / total:.1f}x")
     finally:
         if args.keep:
             print(f"prefixes kept in {work}")

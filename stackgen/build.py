@@ -180,28 +180,95 @@ def check_source_build(lock: Lock, wheelhouse: Path, cache: Path) -> None:
         "then `stackgen lock --upgrade-package jupyterlab`; or drop source_extensions")
 
 
-def build_module(eb: EasyBuild, module: Module, rebuild: bool, lmod_cmd: str,
-                 progress: Callable[[str], None]) -> None:
-    """One eb run for one module; on failure remove its half-made install."""
-    argv = [eb_command(), str(module.easyconfig), *eb.options()]
-    if rebuild:
-        argv.append("--rebuild")
+def build_modules(eb: EasyBuild, todo: list[tuple[Module, str]], lmod_cmd: str,
+                  progress: Callable[[str], None]) -> None:
+    """One eb run for every module in `todo` ((module, why)), in the order of
+    EasyBuild's robot: one EasyBuild start-up, not one per module.
+
+    A module being rebuilt has its install and module file moved aside first
+    (EasyBuild would delete the install and leave the module file pointing at
+    a half-made one): users see no module while it builds, and the previous
+    one comes back when the new one is not completed. A module built for the
+    first time leaves nothing behind when it fails."""
+    by_name = {m.full_name: (m, why) for m, why in todo}
+    current: list[Module] = []
     step = re.compile(r"^== (.*)$")
+    begins = re.compile(r"^== building and installing (\S+?)\.\.\.$")
 
     def show(line: str) -> None:
+        begin = begins.match(line)
+        if begin and begin.group(1) in by_name:
+            module, why = by_name[begin.group(1)]
+            current.append(module)
+            progress(f"building {module.full_name} ({why})")
+            return
         match = step.match(line)
         if match and not match.group(1).startswith(("\t", "Temporary", "temporary", "Summary",
                                                       "Results of", "restore after")):
-            progress(f"{module.full_name}: {match.group(1)}")
+            where = f"{current[-1].full_name}: " if current else ""
+            progress(f"{where}{match.group(1)}")
 
+    previous = {m: _PreviousInstall.move_aside(m, eb.prefix) for m, why in todo
+                if why != "not installed"}
     try:
-        run(argv, env=eb.environment(lmod_cmd), cwd=eb.workdir,
-            describe=f"EasyBuild for {module.full_name}", on_line=show,
+        run([eb_command(), *(str(m.easyconfig) for m, _ in todo), *eb.options()],
+            env=eb.environment(lmod_cmd), cwd=eb.workdir,
+            describe=f"EasyBuild for {', '.join(by_name)}", on_line=show,
             logfile=eb.workdir / "stackgen-eb.log")
-    except CommandError as exc:
-        if not module.modulefile(eb.prefix).exists():
+    except BaseException as exc:
+        for module, _ in todo:
+            if needs_build(module, eb.prefix) is None:         # completed before the failure
+                continue
             shutil.rmtree(module.installdir(eb.prefix), ignore_errors=True)
-        raise _explain(module, exc) from None
+            module.modulefile(eb.prefix).unlink(missing_ok=True)
+            if module in previous:
+                previous.pop(module).put_back()
+        for done in previous.values():
+            done.drop()
+        if isinstance(exc, CommandError):
+            raise _explain(current[-1] if current else todo[0][0], exc) from None
+        raise
+    for done in previous.values():
+        done.drop()
+
+
+@dataclass(frozen=True)
+class _PreviousInstall:
+    """An installed module's folder and module file, kept aside (out of
+    MODULEPATH, beside the install folder) while it is rebuilt."""
+
+    installdir: Path
+    modulefile: Path
+    folder: Path
+
+    @property
+    def kept_modulefile(self) -> Path:
+        return self.folder / ".stackgen-previous-modulefile"
+
+    @classmethod
+    def move_aside(cls, module: Module, prefix: Path) -> _PreviousInstall:
+        installdir = module.installdir(prefix)
+        kept = cls(installdir, module.modulefile(prefix),
+                   installdir.with_name(f".{installdir.name}.stackgen-previous"))
+        shutil.rmtree(kept.folder, ignore_errors=True)
+        if installdir.exists():
+            installdir.rename(kept.folder)
+        else:
+            kept.folder.mkdir(parents=True)
+        if kept.modulefile.exists():
+            os.replace(kept.modulefile, kept.kept_modulefile)
+        return kept
+
+    def put_back(self) -> None:
+        if self.kept_modulefile.exists():
+            os.replace(self.kept_modulefile, self.modulefile)
+        if any(p != self.kept_modulefile for p in self.folder.iterdir()):
+            self.folder.rename(self.installdir)
+        else:
+            self.drop()
+
+    def drop(self) -> None:
+        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _explain(module: Module, exc: CommandError) -> StackgenError:

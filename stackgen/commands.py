@@ -238,10 +238,7 @@ def build(args: Namespace) -> int:
                                  uv=build_mod.uv_command(),
                                  build_cache=not args.no_build_cache)
         eb.write_metadata()
-        for module, why in todo:
-            progress(f"building {module.full_name} ({why})")
-            build_mod.build_module(eb, module, rebuild=why != "not installed",
-                                   lmod_cmd=lmod.lmod_cmd(), progress=progress)
+        build_mod.build_modules(eb, todo, lmod_cmd=lmod.lmod_cmd(), progress=progress)
     if args.json:
         emit_json({"prefix": str(prefix), "modulepath": str(prefix / "modules" / "all"),
                    "built": [m.full_name for m, _ in todo],

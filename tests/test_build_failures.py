@@ -37,12 +37,13 @@ def build_with_hooks(tiny, tmp_path, hooks_text):
                                 str(tmp_path / "wheels"), cwd=tiny, env=env)
 
 
+FAULT_AFTER_INSTALL = ("from easybuild.tools.build_log import EasyBuildError\n\n\n"
+                       "def post_install_hook(self, *args, **kwargs):\n"
+                       "    raise EasyBuildError('injected fault after installation')\n")
+
+
 def test_failed_build_leaves_nothing_loadable(tiny, tmp_path):
-    prefix, result = build_with_hooks(tiny, tmp_path,
-                                      "from easybuild.tools.build_log import EasyBuildError\n\n\n"
-                                      "def post_install_hook(self, *args, **kwargs):\n"
-                                      "    raise EasyBuildError('injected fault after "
-                                      "installation')\n")
+    prefix, result = build_with_hooks(tiny, tmp_path, FAULT_AFTER_INSTALL)
     assert result.returncode == 1
     assert "EasyBuild failed to build tinymod/1" in result.stderr
     assert "injected fault" in result.stderr
@@ -104,3 +105,35 @@ def test_a_failing_import_names_the_extension_and_leaves_nothing(tiny, tmp_path)
     assert "import check failed for 1 extensions: six (import six: ModuleNotFoundError" \
         in result.stderr, result.stderr
     assert not (prefix / "software" / "tinymod" / "1").exists()
+
+
+def test_a_failed_rebuild_puts_the_previous_install_back(tiny, tmp_path):
+    """EasyBuild deletes the install it rebuilds; stackgen moves it aside
+    first, and back when the rebuild fails: users keep the working module."""
+    prefix = tmp_path / "prefix"
+    ok = run_stackgen("build", "--prefix", str(prefix), "--wheelhouse",
+                      str(tmp_path / "wheels"), cwd=tiny)
+    assert ok.returncode == 0, ok.stderr
+    install = prefix / "software" / "tinymod" / "1"
+    modulefile = prefix / "modules" / "all" / "tinymod" / "1.lua"
+    (install / "share" / "stackgen" / "easyconfig-digest").unlink()   # an older stackgen's
+    (install / "previous-install").write_text("kept\n")
+    module_text = modulefile.read_text()
+
+    _, result = build_with_hooks(tiny, tmp_path, FAULT_AFTER_INSTALL)
+    assert result.returncode == 1
+    assert "building tinymod/1 (installed by an older stackgen" in result.stderr
+    assert "EasyBuild failed to build tinymod/1" in result.stderr
+    assert (install / "previous-install").read_text() == "kept\n"
+    assert modulefile.read_text() == module_text
+    assert not [p.name for p in install.parent.iterdir() if p.name != "1"]
+    loaded = login_shell(f"module use {prefix}/modules/all && module load tinymod/1 && "
+                         "python -c 'import six; print(six.__version__)'", home=tmp_path)
+    assert loaded.stdout.strip() == "1.17.0", loaded.stderr
+
+    again = run_stackgen("build", "--prefix", str(prefix), "--wheelhouse",
+                         str(tmp_path / "wheels"), cwd=tiny)
+    assert again.returncode == 0, again.stderr
+    assert not (install / "previous-install").exists()
+    assert (install / "share" / "stackgen" / "easyconfig-digest").exists()
+    assert not [p.name for p in install.parent.iterdir() if p.name != "1"]
