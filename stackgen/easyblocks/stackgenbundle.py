@@ -23,7 +23,9 @@ import json
 import os
 import shlex
 import shutil
+import subprocess
 import tempfile
+import threading
 
 from easybuild.easyblocks.generic.pythonbundle import PythonBundle
 from easybuild.easyblocks.generic.pythonpackage import (handle_local_py_install_scheme, run_pip_check,
@@ -185,31 +187,41 @@ class StackgenBundle(PythonBundle):
         self.fix_shebang()
 
     def _sanity_check_step_extensions(self):
-        """Every extension's import in one interpreter, then `pip check` and
-        `pip list` over the bundle as PythonBundle runs them."""
+        """Every extension's import in one interpreter, while `pip check` and
+        `pip list` run over the bundle as PythonBundle runs them (the imports
+        take seconds of CPU, the pip runs mostly wait on the disk)."""
         if not self.ext_instances:         # --module-only, --sanity-check-only
             self.prepare_for_extensions()
             self.init_ext_instances()
         checks = import_checks(self.ext_instances)
         workdir = tempfile.mkdtemp(prefix='eb-sanity-check-')      # nothing shadows a module
-        res = run_shell_cmd([self.python_cmd, '-c', IMPORT_CHECK], stdin=json.dumps(checks),
-                            fail_on_error=False, split_stderr=True, hidden=True, work_dir=workdir,
-                            use_bash=False)
-        failures = import_failures(res.output, checks)
-        self.log.info("Import check of %d modules: %d failed", len(checks), len(failures))
+        argv = [self.python_cmd, '-c', IMPORT_CHECK]
+        self.log.info("Import check of %d modules, in %s: %s", len(checks), workdir, shlex.join(argv))
+        importer = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                    stderr=subprocess.PIPE, cwd=workdir, text=True)
+        results, stdin = [], json.dumps(checks)
+        talk = threading.Thread(target=lambda: results.extend(importer.communicate(stdin)))
+        talk.start()
+        try:
+            if self.cfg['sanity_pip_check']:
+                run_pip_check(python_cmd=self.python_cmd)
+                run_pip_list([(ext.name, ext.version) for ext in self.ext_instances],
+                             python_cmd=self.python_cmd,
+                             unversioned_packages=set(self.cfg['unversioned_packages']),
+                             check_names_versions=self.cfg['sanity_check_pip_list'] is not False,
+                             strict_check=self.cfg['sanity_check_pip_list'])
+        finally:
+            talk.join()
+        output, errors = results
+        failures = import_failures(output, checks)
+        self.log.info("Import check (exit %s): %d failed\n%s", importer.returncode, len(failures),
+                      output)
         if failures:
             self.sanity_check_fail_msgs.append(
                 "import check failed for %d extensions: %s" % (len(failures), ', '.join(
                     "%s (import %s: %s)" % failure for failure in failures)))
-            if res.stderr:
-                self.log.warning("Import check stderr:\n%s", res.stderr)
-        if self.cfg['sanity_pip_check']:
-            run_pip_check(python_cmd=self.python_cmd)
-            run_pip_list([(ext.name, ext.version) for ext in self.ext_instances],
-                         python_cmd=self.python_cmd,
-                         unversioned_packages=set(self.cfg['unversioned_packages']),
-                         check_names_versions=self.cfg['sanity_check_pip_list'] is not False,
-                         strict_check=self.cfg['sanity_check_pip_list'])
+            if errors:
+                self.log.warning("Import check stderr:\n%s", errors)
 
     def post_processing_step(self):
         """Write the site files and build the source extensions, then whatever
