@@ -11,7 +11,8 @@ wheelhouse, npm tarballs and yarn's download cache):
            copies from its cache of unpacked wheels, and the app dir built
            the first time (same JupyterLab, node and tarballs) is copied.
 Each stackgen build is timed against the mean of the pip runs just before
-and after it (this disk's speed drifts by tens of per cent within minutes).
+and after it (this disk's speed drifts by tens of per cent within minutes),
+each time until its files are on the disk (sync before and after).
 Prints the wall time of each, their ratio to pip, and stackgen's time per
 module and per EasyBuild step (the app-dir build is in "postprocessing").
 pip and stackgen both compile bytecode. With --stock it also builds the
@@ -48,13 +49,22 @@ from stackgen.ui import default_cache  # noqa: E402
 _STEP = re.compile(r"^==> (\S+): (?!\.\.\. )(.*?)\.\.\.$")
 
 
-def one_shot_pip(base, wheels: list[Path], prefix: Path) -> float:
+def durably(step) -> float:
+    """Seconds until `step()`'s files are on the disk: the page cache is
+    flushed before (so no step pays for the one before it) and after."""
+    os.sync()
     start = time.perf_counter()
-    run([str(base.python), "-m", "pip", "install", "--quiet", "--prefix", str(prefix),
+    step()
+    os.sync()
+    return time.perf_counter() - start
+
+
+def one_shot_pip(base, wheels: list[Path], prefix: Path) -> float:
+    return durably(lambda: run(
+        [str(base.python), "-m", "pip", "install", "--quiet", "--prefix", str(prefix),
          "--no-deps", "--no-index", "--ignore-installed", "--no-build-isolation",
          "--no-cache-dir", "--disable-pip-version-check", *map(str, wheels)],
-        env=base.env, describe="one-shot pip install")
-    return time.perf_counter() - start
+        env=base.env, describe="one-shot pip install"))
 
 
 # what the bench's own cache shares with the real one: downloads only
@@ -73,10 +83,10 @@ def own_cache(work: Path) -> Path:
 
 
 def pip_round(base, wheels: list[Path], work: Path, n: int) -> float:
-    """One timed pip baseline, removed at once (every stackgen build is timed
-    against the pip runs just before and after it: the disk's speed drifts)."""
+    """One timed pip baseline (every stackgen build is timed against the pip
+    runs just before and after it: the disk's speed drifts). Nothing is
+    deleted before the end: freeing blocks slows the disk for a while."""
     seconds = one_shot_pip(base, wheels, work / f"flat-{n}")
-    shutil.rmtree(work / f"flat-{n}")
     print(f"one-shot pip install      {seconds:6.1f} s  ({len(wheels)} wheels into one prefix)")
     return seconds
 
@@ -85,11 +95,16 @@ def stackgen_build(spec: Path, prefix: Path,
                    cache: Path) -> tuple[float, list[tuple[float, str]]]:
     """Wall time of `stackgen build`, and each output line with its time."""
     lines: list[tuple[float, str]] = []
-    start = time.perf_counter()
-    run([sys.executable, "-m", "stackgen", "build", "--prefix", str(prefix)], cwd=spec.parent,
-        env={**os.environ, "XDG_CACHE_HOME": str(cache)}, describe="stackgen build",
-        on_line=lambda ln: lines.append((time.perf_counter() - start, ln)))
-    return time.perf_counter() - start, lines
+    start = 0.0
+
+    def build() -> None:
+        nonlocal start
+        start = time.perf_counter()
+        run([sys.executable, "-m", "stackgen", "build", "--prefix", str(prefix)],
+            cwd=spec.parent, env={**os.environ, "XDG_CACHE_HOME": str(cache)},
+            describe="stackgen build",
+            on_line=lambda ln: lines.append((time.perf_counter() - start, ln)))
+    return durably(build), lines
 
 
 def report(label: str, total: float, lines: list[tuple[float, str]], pip: float) -> None:
@@ -139,10 +154,9 @@ def stock_build(stack, current, wheelhouse: Path, prefix: Path, work: Path) -> f
                              base_module=current.header.base_module,
                              base_python=current.header.python_version)
     eb.write_metadata()
-    start = time.perf_counter()
-    build_mod.build_modules(eb, [(m, "not installed") for m in modules],
-                            lmod_cmd=lmod.lmod_cmd(), progress=lambda message: None)
-    return time.perf_counter() - start
+    return durably(lambda: build_mod.build_modules(eb, [(m, "not installed") for m in modules],
+                                                  lmod_cmd=lmod.lmod_cmd(),
+                                                  progress=lambda message: None))
 
 
 def main() -> int:
