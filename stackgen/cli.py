@@ -118,6 +118,10 @@ def _build_commands(sub, commands) -> None:
     p.add_argument("--prefix", type=Path, default=None, metavar="DIR",
                    help="install root (default: install.prefix of stack.yaml, else ./stack)")
     p.add_argument("--relock", action="store_true", help="re-lock a stale lock instead of refusing")
+    p.add_argument("--link-mode", choices=("hardlink", "copy"), default="hardlink",
+                   help="how the files of wheels unpacked once in stackgen's cache get into "
+                        "each install: hard links (default; like conda's package cache, and "
+                        "copies where the cache is on another file system) or copies")
     p.add_argument("--no-build-cache", action="store_true",
                    help="build the JupyterLab app dir with node even when stackgen's cache "
                         "holds the same build (same JupyterLab, node and source extensions)")

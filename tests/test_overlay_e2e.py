@@ -156,6 +156,13 @@ def second_version(built_stack):
     prefix = built_stack.root / "prefix-2026.12"
     built = run_stackgen("build", "--prefix", str(prefix), cwd=spec, timeout=3600)
     assert built.returncode == 0, built.stderr[-4000:]
+    # same JupyterLab, node and source extension: the app dir built for the
+    # shared stack is copied from stackgen's cache, renamed to its new place
+    assert "JupyterLab app dir: the same build" in built.stderr, built.stderr[-4000:]
+    app_dir = prefix / "software" / "jupyterlab" / "2026.12" / "share" / "jupyter" / "lab"
+    build_log = (app_dir / "static" / "build_log.json").read_text()
+    first = built_stack.prefix / "software" / "jupyterlab" / "2026.11" / "share" / "jupyter" / "lab"
+    assert str(app_dir) in build_log and str(first) not in build_log
     prefix.chmod(0o755)
     return prefix
 

@@ -23,9 +23,8 @@ import json
 import os
 import shlex
 import shutil
-import subprocess
 import tempfile
-import threading
+from concurrent.futures import ThreadPoolExecutor
 
 from easybuild.easyblocks.generic.pythonbundle import PythonBundle
 from easybuild.easyblocks.generic.pythonpackage import (handle_local_py_install_scheme, run_pip_check,
@@ -44,9 +43,10 @@ from easybuild.tools.run import run_shell_cmd
 # executes the second word as a bash script.
 UV_ENV = 'STACKGEN_UV'
 # ...and to uv's cache, kept by stackgen beside the wheelhouse: uv unpacks a
-# wheel there once and copies it into every later install (no shared inodes
-# between the cache and the install). Without it, uv unpacks every time.
+# wheel there once and links or copies it into every later install (the link
+# mode, `stackgen build --link-mode`). Without a cache, uv unpacks every time.
 UV_CACHE_ENV = 'STACKGEN_UV_CACHE'
+UV_LINK_MODE_ENV = 'STACKGEN_UV_LINK_MODE'
 # ...and to the cache of JupyterLab app dirs built with source extensions
 # (stackgen.labbuild); without it, every build runs node.
 LAB_CACHE_ENV = 'STACKGEN_LAB_CACHE'
@@ -99,15 +99,17 @@ def easyconfig_digest(path):
         return 'sha256:' + hashlib.sha256(fh.read()).hexdigest()[:16]
 
 
-def installer_argv(python, prefix, sources, uv=None, uv_cache=None):
+def installer_argv(python, prefix, sources, uv=None, uv_cache=None, link_mode='copy'):
     """One install of every source into `prefix` for `python`: no dependency
     resolution, no index, nothing uninstalled from the base; with uv when given
-    (its unpacked wheels kept in `uv_cache` when given), else pip. Both compile
-    bytecode (the install is read-only for its users)."""
+    (its unpacked wheels kept in `uv_cache` and hard-linked or copied from
+    there, by `link_mode`), else pip. Both compile bytecode (the install is
+    read-only for its users)."""
     common = ['--no-deps', '--no-index', '--no-build-isolation']
     if uv:
-        cache = ['--cache-dir', uv_cache] if uv_cache else ['--no-cache']
-        return [uv, 'pip', 'install', '--no-config', '--offline', *cache, '--link-mode=copy',
+        cache = ['--cache-dir', uv_cache, '--link-mode=%s' % link_mode] if uv_cache else \
+            ['--no-cache', '--link-mode=copy']
+        return [uv, 'pip', 'install', '--no-config', '--offline', *cache,
                 '--compile-bytecode', '--python', python, '--prefix', prefix, *common, *sources]
     return [python, '-m', 'pip', 'install', '--prefix', prefix, '--ignore-installed',
             '--no-cache-dir', '--disable-pip-version-check', *common, *sources]
@@ -177,7 +179,8 @@ class StackgenBundle(PythonBundle):
         uv = os.environ.get(UV_ENV)
         argv = installer_argv(python, self.installdir, sources,
                               uv=uv if uv and os.access(uv, os.X_OK) else None,
-                              uv_cache=os.environ.get(UV_CACHE_ENV))
+                              uv_cache=os.environ.get(UV_CACHE_ENV),
+                              link_mode=os.environ.get(UV_LINK_MODE_ENV, 'copy'))
         self.log.info("Installing %d extensions in one call: %s", len(sources), shlex.join(argv))
         run_shell_cmd(argv, use_bash=False)
         remove_file(os.path.join(self.installdir, '.lock'))     # uv's, for the prefix
@@ -195,14 +198,11 @@ class StackgenBundle(PythonBundle):
             self.init_ext_instances()
         checks = import_checks(self.ext_instances)
         workdir = tempfile.mkdtemp(prefix='eb-sanity-check-')      # nothing shadows a module
-        argv = [self.python_cmd, '-c', IMPORT_CHECK]
-        self.log.info("Import check of %d modules, in %s: %s", len(checks), workdir, shlex.join(argv))
-        importer = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
-                                    stderr=subprocess.PIPE, cwd=workdir, text=True)
-        results, stdin = [], json.dumps(checks)
-        talk = threading.Thread(target=lambda: results.extend(importer.communicate(stdin)))
-        talk.start()
-        try:
+        with ThreadPoolExecutor(max_workers=1) as pool:       # as EasyBlock runs async commands
+            importing = pool.submit(run_shell_cmd, [self.python_cmd, '-c', IMPORT_CHECK],
+                                    stdin=json.dumps(checks), fail_on_error=False,
+                                    split_stderr=True, hidden=True, work_dir=workdir,
+                                    use_bash=False, asynchronous=True)
             if self.cfg['sanity_pip_check']:
                 run_pip_check(python_cmd=self.python_cmd)
                 run_pip_list([(ext.name, ext.version) for ext in self.ext_instances],
@@ -210,18 +210,15 @@ class StackgenBundle(PythonBundle):
                              unversioned_packages=set(self.cfg['unversioned_packages']),
                              check_names_versions=self.cfg['sanity_check_pip_list'] is not False,
                              strict_check=self.cfg['sanity_check_pip_list'])
-        finally:
-            talk.join()
-        output, errors = results
-        failures = import_failures(output, checks)
-        self.log.info("Import check (exit %s): %d failed\n%s", importer.returncode, len(failures),
-                      output)
+            res = importing.result()
+        failures = import_failures(res.output, checks)
+        self.log.info("Import check of %d modules: %d failed", len(checks), len(failures))
         if failures:
             self.sanity_check_fail_msgs.append(
                 "import check failed for %d extensions: %s" % (len(failures), ', '.join(
                     "%s (import %s: %s)" % failure for failure in failures)))
-            if errors:
-                self.log.warning("Import check stderr:\n%s", errors)
+            if res.stderr:
+                self.log.warning("Import check stderr:\n%s", res.stderr)
 
     def post_processing_step(self):
         """Write the site files and build the source extensions, then whatever
