@@ -15,7 +15,8 @@ Each stackgen build is timed against the mean of the pip runs just before
 and after it (this disk's speed drifts by tens of per cent within minutes),
 each time until its files are on the disk (sync before and after).
 Prints the wall time of each, their ratio to pip, and stackgen's time per
-module and per EasyBuild step (the app-dir build is in "postprocessing").
+module and per EasyBuild step (modules build side by side, so their times
+overlap; the app-dir build is in "postprocessing").
 pip and stackgen both compile bytecode. With --stock it also builds the
 same easyconfigs with EasyBuild's own PythonBundle (one pip call and one
 import check per package; site files and source extensions left out, so it
@@ -114,27 +115,38 @@ def report(label: str, total: float, lines: list[tuple[float, str]], pip: float)
     lab = sum(s for (_, step), s in steps.items() if step == "postprocessing")
     print(f"stackgen build, {label:8s} {total:6.1f} s  ratio to pip {total / pip:.2f}x "
           f"(app dir and site files, the postprocessing step: {lab:.1f} s)")
-    for name, seconds in module_times(lines, total).items():
+    for name, seconds in module_times(lines).items():
         detail = ", ".join(f"{step} {s:.1f}" for (mod, step), s in steps.items()
                            if mod == name and s >= 0.5)
         print(f"  {name:24s} {seconds:6.1f} s  ({detail})")
 
 
-def step_times(lines: list[tuple[float, str]]) -> dict[tuple[str, str], float]:
-    """(module, step) -> seconds, from the timestamps of stackgen's progress lines."""
-    out: dict[tuple[str, str], float] = {}
-    for (t, line), (t_next, _) in zip(lines, lines[1:]):
-        match = _STEP.match(line)
-        if match:
-            key = (match.group(1), match.group(2))
-            out[key] = out.get(key, 0.0) + t_next - t
+def module_lines(lines: list[tuple[float, str]]) -> dict[str, list[tuple[float, str]]]:
+    """Each module's own progress lines with their times (modules build side
+    by side, so their lines interleave)."""
+    out: dict[str, list[tuple[float, str]]] = {}
+    for t, line in lines:
+        match = re.match(r"^==> (?:building )?(\S+?)(?::| \()", line)
+        if match and "/" in match.group(1):
+            out.setdefault(match.group(1), []).append((t, line))
     return out
 
 
-def module_times(lines: list[tuple[float, str]], total: float) -> dict[str, float]:
-    starts = [(t, m.group(1)) for t, ln in lines if (m := re.match(r"^==> building (\S+) \(", ln))]
-    ends = [t for t, _ in starts[1:]] + [total]
-    return {name: end - t for (t, name), end in zip(starts, ends)}
+def step_times(lines: list[tuple[float, str]]) -> dict[tuple[str, str], float]:
+    """(module, step) -> seconds, from each step line of a module to its next line."""
+    out: dict[tuple[str, str], float] = {}
+    for own in module_lines(lines).values():
+        for (t, line), (t_next, _) in zip(own, own[1:]):
+            match = _STEP.match(line)
+            if match:
+                key = (match.group(1), match.group(2))
+                out[key] = out.get(key, 0.0) + t_next - t
+    return out
+
+
+def module_times(lines: list[tuple[float, str]]) -> dict[str, float]:
+    """Module -> seconds from its "building" line to its last line."""
+    return {name: own[-1][0] - own[0][0] for name, own in module_lines(lines).items()}
 
 
 def stock_build(stack, current, wheelhouse: Path, prefix: Path, work: Path) -> float:
@@ -150,7 +162,8 @@ def stock_build(stack, current, wheelhouse: Path, prefix: Path, work: Path) -> f
         text = re.sub(r"^(site_json_files|lab_source_extensions) = .*?^[\]}]\n", "", text,
                       flags=re.S | re.M)
         (folder / name).write_text(text)
-        modules.append(build_mod.Module(mp.name, mp.version, folder / name))
+        modules.append(build_mod.Module(mp.name, mp.version, folder / name,
+                                        depends=tuple(n for n, _ in mp.depends)))
     eb = build_mod.EasyBuild(prefix=prefix, easyconfigs=folder, wheelhouse=wheelhouse,
                              workdir=default_cache() / "eb", modulepath=stack.base.modulepath,
                              base_module=current.header.base_module,

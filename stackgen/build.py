@@ -23,7 +23,9 @@ import os
 import re
 import shutil
 import sys
+import threading
 from collections.abc import Callable
+from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
 from importlib import resources
 from pathlib import Path
@@ -46,6 +48,7 @@ class Module:
     name: str
     version: str
     easyconfig: Path
+    depends: tuple[str, ...] = ()     # names of the stack modules it loads
 
     @property
     def full_name(self) -> str:
@@ -183,55 +186,81 @@ def check_source_build(lock: Lock, wheelhouse: Path, cache: Path) -> None:
 
 
 def build_modules(eb: EasyBuild, todo: list[tuple[Module, str]], lmod_cmd: str,
-                  progress: Callable[[str], None]) -> None:
-    """One eb run for every module in `todo` ((module, why)), in the order of
-    EasyBuild's robot: one EasyBuild start-up, not one per module.
+                  progress: Callable[[str], None], jobs: int = 2) -> None:
+    """Build every module in `todo` ((module, why)), each by its own eb run,
+    as soon as the modules it depends on are built, up to `jobs` at once
+    (dask beside ipyparallel: one waits on the disk while the other imports).
+    The first failure lets the running builds end and starts no new one,
+    then is raised.
 
     A module being rebuilt has its install and module file moved aside first
     (EasyBuild would delete the install and leave the module file pointing at
     a half-made one): users see no module while it builds, and the previous
     one comes back when the new one is not completed. A module built for the
     first time leaves nothing behind when it fails."""
-    by_name = {m.full_name: (m, why) for m, why in todo}
-    current: list[Module] = []
+    jobs = max(1, jobs)
+    pending = dict(todo)
+    running: dict[Future, Module] = {}
+    failure: BaseException | None = None
+    lock = threading.Lock()
+
+    def say(message: str) -> None:
+        with lock:
+            progress(message)
+
+    def ready(module: Module) -> bool:
+        waiting = {m.name for m in [*pending, *running.values()]}
+        return not waiting.intersection(module.depends)
+
+    with ThreadPoolExecutor(max_workers=jobs) as pool:
+        while pending or running:
+            for module in [m for m in pending if failure is None and ready(m)]:
+                if len(running) < jobs:
+                    why = pending.pop(module)
+                    running[pool.submit(_build_one, eb, module, why, lmod_cmd, say)] = module
+            if not running:
+                break          # nothing can start: a failure, or a dependency cycle
+            finished, _ = wait(running, return_when=FIRST_COMPLETED)
+            for future in finished:
+                running.pop(future)
+                if future.exception() is not None and failure is None:
+                    failure = future.exception()
+    if failure is not None:
+        raise failure
+    if pending:          # stack.yaml's validation refuses cycles; this is a guard
+        raise StackgenError("modules waiting on each other: "
+                            + ", ".join(m.full_name for m in pending),
+                            "check the modules' depends in stack.yaml")
+
+
+def _build_one(eb: EasyBuild, module: Module, why: str, lmod_cmd: str,
+               progress: Callable[[str], None]) -> None:
+    """One eb run for one module, its previous install kept aside meanwhile."""
     step = re.compile(r"^== (.*)$")
-    begins = re.compile(r"^== building and installing (\S+?)\.\.\.$")
 
     def show(line: str) -> None:
-        begin = begins.match(line)
-        if begin and begin.group(1) in by_name:
-            module, why = by_name[begin.group(1)]
-            current.append(module)
-            progress(f"building {module.full_name} ({why})")
-            return
         match = step.match(line)
         if match and not match.group(1).startswith(("\t", "Temporary", "temporary", "Summary",
                                                       "Results of", "restore after")):
-            where = f"{current[-1].full_name}: " if current else ""
-            progress(f"{where}{match.group(1)}")
+            progress(f"{module.full_name}: {match.group(1)}")
 
-    previous = {m: _PreviousInstall.move_aside(m, eb.prefix) for m, why in todo
-                if why != "not installed"}
+    progress(f"building {module.full_name} ({why})")
+    previous = _PreviousInstall.move_aside(module, eb.prefix) if why != "not installed" else None
     try:
-        run([eb_command(), *(str(m.easyconfig) for m, _ in todo), *eb.options()],
+        run([eb_command(), str(module.easyconfig), *eb.options()],
             env=eb.environment(lmod_cmd), cwd=eb.workdir,
-            describe=f"EasyBuild for {', '.join(by_name)}", on_line=show,
-            logfile=eb.workdir / "stackgen-eb.log")
+            describe=f"EasyBuild for {module.full_name}", on_line=show,
+            logfile=eb.workdir / f"stackgen-eb-{module.name}.log")
     except BaseException as exc:
-        for module, _ in todo:
-            if needs_build(module, eb.prefix) is None:         # completed before the failure
-                continue
-            shutil.rmtree(module.installdir(eb.prefix), ignore_errors=True)
-            module.modulefile(eb.prefix).unlink(missing_ok=True)
-            if module in previous:
-                previous.pop(module).put_back()
-        for done in previous.values():
-            done.drop()
+        shutil.rmtree(module.installdir(eb.prefix), ignore_errors=True)
+        module.modulefile(eb.prefix).unlink(missing_ok=True)
+        if previous:
+            previous.put_back()
         if isinstance(exc, CommandError):
-            raise _explain(current[-1] if current else todo[0][0], exc) from None
+            raise _explain(module, exc) from None
         raise
-    for done in previous.values():
-        done.drop()
+    if previous:
+        previous.drop()
 
 
 @dataclass(frozen=True)

@@ -118,6 +118,9 @@ def _build_commands(sub, commands) -> None:
     p.add_argument("--prefix", type=Path, default=None, metavar="DIR",
                    help="install root (default: install.prefix of stack.yaml, else ./stack)")
     p.add_argument("--relock", action="store_true", help="re-lock a stale lock instead of refusing")
+    p.add_argument("--jobs", "-j", type=int, default=2, metavar="N",
+                   help="modules built at once, each by its own eb run, once the modules it "
+                        "loads are built (default 2)")
     p.add_argument("--link-mode", choices=("hardlink", "copy"), default="hardlink",
                    help="how the files of wheels unpacked once in stackgen's cache get into "
                         "each install: hard links (default; like conda's package cache, and "

@@ -216,7 +216,8 @@ def build(args: Namespace) -> int:
     render_easyconfigs(stack, current, wheelhouse)      # verifies every file first
     plans = render_mod.plan(stack, current)
     modules = [build_mod.Module(mp.name, mp.version,
-                                stack.root / "easyconfigs" / f"{mp.name}-{mp.version}.eb")
+                                stack.root / "easyconfigs" / f"{mp.name}-{mp.version}.eb",
+                                depends=tuple(name for name, _ in mp.depends))
                for mp in plans]
     todo = [(m, why) for m in modules if (why := build_mod.needs_build(m, prefix))]
     lab_module = next((mp.name for mp in plans if mp.holds_jupyterlab), None)
@@ -239,7 +240,8 @@ def build(args: Namespace) -> int:
                                  build_cache=not args.no_build_cache,
                                  link_mode=args.link_mode)
         eb.write_metadata()
-        build_mod.build_modules(eb, todo, lmod_cmd=lmod.lmod_cmd(), progress=progress)
+        build_mod.build_modules(eb, todo, lmod_cmd=lmod.lmod_cmd(), progress=progress,
+                                jobs=args.jobs)
     if args.json:
         emit_json({"prefix": str(prefix), "modulepath": str(prefix / "modules" / "all"),
                    "built": [m.full_name for m, _ in todo],

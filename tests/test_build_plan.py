@@ -48,3 +48,74 @@ def test_an_install_without_the_digest_users_overlays_read_is_rebuilt(tmp_path):
     assert needs_build(module, tmp_path) is None
     (module.installdir(tmp_path) / "share" / "stackgen" / "easyconfig-digest").unlink()
     assert needs_build(module, tmp_path).startswith("installed by an older stackgen")
+
+
+# The order of builds (build_modules), with the eb run replaced: which module
+# starts when is pure logic; the real runs are in test_build_failures and e2e.
+
+def stack_modules(tmp_path):
+    def module(name, *depends):
+        return Module(name, "1", tmp_path / f"{name}-1.eb", depends=depends)
+    return [module("common"), module("dask", "common"), module("ipyparallel", "common"),
+            module("jupyterlab", "dask", "ipyparallel")]
+
+
+def run_order(monkeypatch, todo, jobs, fail=None, events=None):
+    """build_modules with a stand-in for each eb run; the events it saw."""
+    import threading
+    import time
+
+    from stackgen import build
+    events, lock = [] if events is None else events, threading.Lock()
+
+    def fake_build_one(eb, module, why, lmod_cmd, progress):
+        with lock:
+            events.append(("start", module.name))
+        time.sleep(0.05)
+        with lock:
+            events.append(("end", module.name))
+        if module.name == fail:
+            raise build.StackgenError(f"EasyBuild failed to build {module.full_name}")
+
+    monkeypatch.setattr(build, "_build_one", fake_build_one)
+    build.build_modules(None, todo, lmod_cmd="lmod", progress=lambda message: None, jobs=jobs)
+    return events
+
+
+def test_a_module_starts_after_those_it_loads_and_independent_ones_run_together(
+        monkeypatch, tmp_path):
+    todo = [(m, "not installed") for m in stack_modules(tmp_path)]
+    events = run_order(monkeypatch, todo, jobs=2)
+    at = {event: i for i, event in enumerate(events)}
+    for module in stack_modules(tmp_path):
+        for dep in module.depends:
+            assert at[("end", dep)] < at[("start", module.name)], events
+    # dask and ipyparallel both start before either ends
+    assert max(at[("start", "dask")], at[("start", "ipyparallel")]) < \
+        min(at[("end", "dask")], at[("end", "ipyparallel")]), events
+
+
+def test_one_job_builds_one_module_at_a_time_in_plan_order(monkeypatch, tmp_path):
+    todo = [(m, "not installed") for m in stack_modules(tmp_path)]
+    events = run_order(monkeypatch, todo, jobs=1)
+    assert [name for kind, name in events if kind == "start"] == \
+        ["common", "dask", "ipyparallel", "jupyterlab"]
+    assert all(events[i][1] == events[i + 1][1] for i in range(0, len(events), 2))
+
+
+def test_a_module_not_to_build_is_not_waited_for(monkeypatch, tmp_path):
+    common, dask, _, _ = stack_modules(tmp_path)
+    events = run_order(monkeypatch, [(dask, "its easyconfig changed")], jobs=2)
+    assert events == [("start", "dask"), ("end", "dask")]
+
+
+def test_after_a_failure_the_running_build_ends_and_nothing_new_starts(monkeypatch, tmp_path):
+    import pytest
+
+    from stackgen.errors import StackgenError
+    todo = [(m, "not installed") for m in stack_modules(tmp_path)]
+    events = []
+    with pytest.raises(StackgenError, match="failed to build dask/1"):
+        run_order(monkeypatch, todo, jobs=2, fail="dask", events=events)
+    assert ("end", "ipyparallel") in events
+    assert ("start", "jupyterlab") not in events
