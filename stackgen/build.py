@@ -24,6 +24,7 @@ import re
 import shutil
 import sys
 import threading
+import time
 from collections.abc import Callable
 from concurrent.futures import FIRST_COMPLETED, Future, ThreadPoolExecutor, wait
 from dataclasses import dataclass
@@ -138,6 +139,17 @@ class EasyBuild:
         text = (f"[{self.base_module}]\nname = Python\nversion = {self.base_python}\n"
                 "prefix = CRAY_PYTHON_PREFIX\n")
         write_atomic(self.workdir / "external_modules_metadata.ini", text)
+
+
+def prune_failed_runs(tmpdir: Path, keep_days: float = 30, now: float | None = None) -> list[Path]:
+    """EasyBuild removes its temporary folder after a successful run and keeps
+    it, with the log the failure message points at, after a failed one:
+    drop those older than `keep_days`, before they pile up in the cache."""
+    cutoff = (time.time() if now is None else now) - keep_days * 86400
+    old = [p for p in Path(tmpdir).glob("eb-*") if p.is_dir() and p.stat().st_mtime < cutoff]
+    for folder in old:
+        shutil.rmtree(folder, ignore_errors=True)
+    return old
 
 
 def eb_command() -> str:

@@ -240,6 +240,7 @@ def build(args: Namespace) -> int:
                                  build_cache=not args.no_build_cache,
                                  link_mode=args.link_mode)
         eb.write_metadata()
+        build_mod.prune_failed_runs(workdir / "tmp")
         build_mod.build_modules(eb, todo, lmod_cmd=lmod.lmod_cmd(), progress=progress,
                                 jobs=args.jobs)
     if args.json:

@@ -119,3 +119,16 @@ def test_after_a_failure_the_running_build_ends_and_nothing_new_starts(monkeypat
         run_order(monkeypatch, todo, jobs=2, fail="dask", events=events)
     assert ("end", "ipyparallel") in events
     assert ("start", "jupyterlab") not in events
+
+
+def test_failed_runs_kept_by_easybuild_are_dropped_after_a_month(tmp_path):
+    import os
+
+    from stackgen.build import prune_failed_runs
+    now = 1_800_000_000
+    for name, age_days in (("eb-old", 31), ("eb-recent", 2), ("not-eb", 99)):
+        folder = tmp_path / name
+        (folder / "x").mkdir(parents=True)
+        os.utime(folder, (now - age_days * 86400, now - age_days * 86400))
+    assert [p.name for p in prune_failed_runs(tmp_path, now=now)] == ["eb-old"]
+    assert sorted(p.name for p in tmp_path.iterdir()) == ["eb-recent", "not-eb"]
