@@ -8,9 +8,8 @@ wheelhouse, npm tarballs and yarn's download cache):
   first    nothing built before: uv unpacks every wheel into its cache, and
            node builds the JupyterLab app dir for the source extensions;
   rebuild  the same stack again, as a site rebuilds after any change: uv
-           hard-links (the default) or copies (--link-mode copy) from its
-           cache of unpacked wheels, and the app dir built the first time
-           (same JupyterLab, node and tarballs) is copied.
+           copies from its cache of unpacked wheels, and the app dir built
+           the first time (same JupyterLab, node and tarballs) is copied.
 Each stackgen build is timed against the mean of the pip runs just before
 and after it (this disk's speed drifts by tens of per cent within minutes),
 each time until its files are on the disk (sync before and after).
@@ -22,7 +21,7 @@ same easyconfigs with EasyBuild's own PythonBundle (one pip call and one
 import check per package; site files and source extensions left out, so it
 does less work), which takes minutes.
 
-    .venv/bin/python bench/build.py [--spec stack.yaml] [--rounds 2] [--stock] [--keep]
+    .venv/bin/python bench/build.py [--spec stack.yaml] [--rounds 3] [--stock] [--keep]
 """
 
 from __future__ import annotations
@@ -93,8 +92,8 @@ def pip_round(base, wheels: list[Path], work: Path, n: int) -> float:
     return seconds
 
 
-def stackgen_build(spec: Path, prefix: Path, cache: Path,
-                   link_mode: str) -> tuple[float, list[tuple[float, str]]]:
+def stackgen_build(spec: Path, prefix: Path,
+                   cache: Path) -> tuple[float, list[tuple[float, str]]]:
     """Wall time of `stackgen build`, and each output line with its time."""
     lines: list[tuple[float, str]] = []
     start = 0.0
@@ -102,8 +101,7 @@ def stackgen_build(spec: Path, prefix: Path, cache: Path,
     def build() -> None:
         nonlocal start
         start = time.perf_counter()
-        run([sys.executable, "-m", "stackgen", "build", "--prefix", str(prefix),
-             "--link-mode", link_mode],
+        run([sys.executable, "-m", "stackgen", "build", "--prefix", str(prefix)],
             cwd=spec.parent, env={**os.environ, "XDG_CACHE_HOME": str(cache)},
             describe="stackgen build",
             on_line=lambda ln: lines.append((time.perf_counter() - start, ln)))
@@ -181,9 +179,8 @@ def main() -> int:
                         default=Path(__file__).resolve().parent.parent / "stack.yaml")
     parser.add_argument("--stock", action="store_true", help="also build with stock PythonBundle")
     parser.add_argument("--keep", action="store_true", help="keep the prefixes")
-    parser.add_argument("--rounds", type=int, default=2, metavar="N",
-                        help="rebuilds after the first build, each with hard links and "
-                             "with copies (default 2)")
+    parser.add_argument("--rounds", type=int, default=3, metavar="N",
+                        help="rebuilds after the first build (default 3)")
     args = parser.parse_args()
     spec = args.spec.resolve()
     stack = load_stack(spec)
@@ -198,20 +195,17 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-build-", dir="/tmp"))
     try:
         cache = own_cache(work)
-        runs = [("first", "hardlink"), *((f"rebuild {n} ({mode})", mode)
-                                           for n in range(1, args.rounds + 1)
-                                           for mode in ("hardlink", "copy"))]
+        labels = ["first", *(f"rebuild {n}" for n in range(1, args.rounds + 1))]
         pips = [pip_round(base, wheels, work, 0)]
-        ratios: dict[str, list[float]] = {}
-        for n, (label, mode) in enumerate(runs, start=1):
-            total, lines = stackgen_build(spec, work / f"stack-{n}", cache, mode)
+        ratios = []
+        for n, label in enumerate(labels, start=1):
+            total, lines = stackgen_build(spec, work / f"stack-{n}", cache)
             pips.append(pip_round(base, wheels, work, n))
             pip = (pips[-2] + pips[-1]) / 2
             report(label, total, lines, pip)
-            ratios.setdefault(label.split(" ")[0] + (f" ({mode})" if n > 1 else ""),
-                              []).append(total / pip)
-        print("ratio to pip, median: " + ", ".join(f"{what} {statistics.median(values):.2f}x"
-                                                  for what, values in ratios.items()))
+            ratios.append(total / pip)
+        print(f"ratio to pip: first build {ratios[0]:.2f}x, rebuild median of {args.rounds} "
+              f"{statistics.median(ratios[1:]):.2f}x")
         if args.stock:
             stock = stock_build(stack, current, wheelhouse, work / "stock", work)
             print(f"stock PythonBundle        {stock:6.1f} s  ratio to pip {stock / pip:.2f}x, "

@@ -93,7 +93,6 @@ class EasyBuild:
     node_bin: Path | None = None      # for source-only lab extensions
     uv: str | None = None             # the bundle's one-shot installer; pip without it
     build_cache: bool = True          # reuse a JupyterLab app dir built before (labbuild)
-    link_mode: str = "hardlink"       # how uv puts its cached wheels' files in an install
 
     def options(self) -> list[str]:
         easyblocks = resources.files("stackgen") / "easyblocks"
@@ -131,7 +130,6 @@ class EasyBuild:
         if self.uv:
             env["STACKGEN_UV"] = self.uv
             env["STACKGEN_UV_CACHE"] = str(self.workdir / "uv-cache")
-            env["STACKGEN_UV_LINK_MODE"] = self.link_mode
         return env
 
     def write_metadata(self) -> None:

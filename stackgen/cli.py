@@ -121,10 +121,6 @@ def _build_commands(sub, commands) -> None:
     p.add_argument("--jobs", "-j", type=int, default=2, metavar="N",
                    help="modules built at once, each by its own eb run, once the modules it "
                         "loads are built (default 2)")
-    p.add_argument("--link-mode", choices=("hardlink", "copy"), default="hardlink",
-                   help="how the files of wheels unpacked once in stackgen's cache get into "
-                        "each install: hard links (default; like conda's package cache, and "
-                        "copies where the cache is on another file system) or copies")
     p.add_argument("--no-build-cache", action="store_true",
                    help="build the JupyterLab app dir with node even when stackgen's cache "
                         "holds the same build (same JupyterLab, node and source extensions)")

@@ -237,8 +237,7 @@ def build(args: Namespace) -> int:
                                  base_python=current.header.python_version,
                                  node_bin=node_folder(workdir) if current.npm else None,
                                  uv=build_mod.uv_command(),
-                                 build_cache=not args.no_build_cache,
-                                 link_mode=args.link_mode)
+                                 build_cache=not args.no_build_cache)
         eb.write_metadata()
         build_mod.prune_failed_runs(workdir / "tmp")
         build_mod.build_modules(eb, todo, lmod_cmd=lmod.lmod_cmd(), progress=progress,

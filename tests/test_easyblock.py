@@ -26,13 +26,10 @@ def test_uv_installs_everything_in_one_call_without_resolving():
     assert argv[-2:] == ["/wh/a.whl", "/wh/b.whl"]
 
 
-def test_uv_keeps_its_unpacked_wheels_in_the_given_cache_and_links_or_copies_from_it():
+def test_uv_keeps_its_unpacked_wheels_in_the_given_cache_and_copies_from_it():
     argv = installer_argv("/base/bin/python", "/p", ["/wh/a.whl"], uv="/v/uv", uv_cache="/c/uv")
     assert argv[argv.index("--cache-dir") + 1] == "/c/uv"
     assert "--no-cache" not in argv and "--link-mode=copy" in argv
-    argv = installer_argv("/base/bin/python", "/p", ["/wh/a.whl"], uv="/v/uv", uv_cache="/c/uv",
-                          link_mode="hardlink")
-    assert "--link-mode=hardlink" in argv and "--link-mode=copy" not in argv
 
 
 def test_pip_is_the_fallback_and_runs_in_the_base_interpreter():

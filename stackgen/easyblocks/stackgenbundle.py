@@ -43,10 +43,10 @@ from easybuild.tools.run import run_shell_cmd
 # executes the second word as a bash script.
 UV_ENV = 'STACKGEN_UV'
 # ...and to uv's cache, kept by stackgen beside the wheelhouse: uv unpacks a
-# wheel there once and links or copies it into every later install (the link
-# mode, `stackgen build --link-mode`). Without a cache, uv unpacks every time.
+# wheel there once and copies it into every later install (copies, not hard
+# links: an install shares no file with the builder's cache; links measured
+# no faster here). Without a cache, uv unpacks every time.
 UV_CACHE_ENV = 'STACKGEN_UV_CACHE'
-UV_LINK_MODE_ENV = 'STACKGEN_UV_LINK_MODE'
 # ...and to the cache of JupyterLab app dirs built with source extensions
 # (stackgen.labbuild); without it, every build runs node.
 LAB_CACHE_ENV = 'STACKGEN_LAB_CACHE'
@@ -99,17 +99,15 @@ def easyconfig_digest(path):
         return 'sha256:' + hashlib.sha256(fh.read()).hexdigest()[:16]
 
 
-def installer_argv(python, prefix, sources, uv=None, uv_cache=None, link_mode='copy'):
+def installer_argv(python, prefix, sources, uv=None, uv_cache=None):
     """One install of every source into `prefix` for `python`: no dependency
     resolution, no index, nothing uninstalled from the base; with uv when given
-    (its unpacked wheels kept in `uv_cache` and hard-linked or copied from
-    there, by `link_mode`), else pip. Both compile bytecode (the install is
-    read-only for its users)."""
+    (its unpacked wheels kept in `uv_cache` when given, and copied from there),
+    else pip. Both compile bytecode (the install is read-only for its users)."""
     common = ['--no-deps', '--no-index', '--no-build-isolation']
     if uv:
-        cache = ['--cache-dir', uv_cache, '--link-mode=%s' % link_mode] if uv_cache else \
-            ['--no-cache', '--link-mode=copy']
-        return [uv, 'pip', 'install', '--no-config', '--offline', *cache,
+        cache = ['--cache-dir', uv_cache] if uv_cache else ['--no-cache']
+        return [uv, 'pip', 'install', '--no-config', '--offline', *cache, '--link-mode=copy',
                 '--compile-bytecode', '--python', python, '--prefix', prefix, *common, *sources]
     return [python, '-m', 'pip', 'install', '--prefix', prefix, '--ignore-installed',
             '--no-cache-dir', '--disable-pip-version-check', *common, *sources]
@@ -179,8 +177,7 @@ class StackgenBundle(PythonBundle):
         uv = os.environ.get(UV_ENV)
         argv = installer_argv(python, self.installdir, sources,
                               uv=uv if uv and os.access(uv, os.X_OK) else None,
-                              uv_cache=os.environ.get(UV_CACHE_ENV),
-                              link_mode=os.environ.get(UV_LINK_MODE_ENV, 'copy'))
+                              uv_cache=os.environ.get(UV_CACHE_ENV))
         self.log.info("Installing %d extensions in one call: %s", len(sources), shlex.join(argv))
         run_shell_cmd(argv, use_bash=False)
         remove_file(os.path.join(self.installdir, '.lock'))     # uv's, for the prefix
