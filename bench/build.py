@@ -36,15 +36,12 @@ import tempfile
 import time
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from reference import DEFAULT_SPEC, Reference, pip_install_flat, reference  # noqa: E402
 
 from stackgen import build as build_mod  # noqa: E402
 from stackgen import lmod  # noqa: E402
-from stackgen import lock as lockfile  # noqa: E402
 from stackgen import render as render_mod  # noqa: E402
-from stackgen.base import load_base  # noqa: E402
 from stackgen.run import run  # noqa: E402
-from stackgen.spec import load_stack  # noqa: E402
 from stackgen.ui import default_cache  # noqa: E402
 
 _STEP = re.compile(r"^==> (\S+): (?!\.\.\. )(.*?)\.\.\.$")
@@ -60,12 +57,8 @@ def durably(step) -> float:
     return time.perf_counter() - start
 
 
-def one_shot_pip(base, wheels: list[Path], prefix: Path) -> float:
-    return durably(lambda: run(
-        [str(base.python), "-m", "pip", "install", "--quiet", "--prefix", str(prefix),
-         "--no-deps", "--no-index", "--ignore-installed", "--no-build-isolation",
-         "--no-cache-dir", "--disable-pip-version-check", *map(str, wheels)],
-        env=base.env, describe="one-shot pip install"))
+def one_shot_pip(ref: Reference, prefix: Path) -> float:
+    return durably(lambda: pip_install_flat(ref, prefix))
 
 
 # what the bench's own cache shares with the real one: downloads only
@@ -83,12 +76,12 @@ def own_cache(work: Path) -> Path:
     return root
 
 
-def pip_round(base, wheels: list[Path], work: Path, n: int) -> float:
+def pip_round(ref: Reference, work: Path, n: int) -> float:
     """One timed pip baseline (every stackgen build is timed against the pip
     runs just before and after it: the disk's speed drifts). Nothing is
     deleted before the end: freeing blocks slows the disk for a while."""
-    seconds = one_shot_pip(base, wheels, work / f"flat-{n}")
-    print(f"one-shot pip install      {seconds:6.1f} s  ({len(wheels)} wheels into one prefix)")
+    seconds = one_shot_pip(ref, work / f"flat-{n}")
+    print(f"one-shot pip install      {seconds:6.1f} s  ({len(ref.wheels)} wheels into one prefix)")
     return seconds
 
 
@@ -147,8 +140,9 @@ def module_times(lines: list[tuple[float, str]]) -> dict[str, float]:
     return {name: own[-1][0] - own[0][0] for name, own in module_lines(lines).items()}
 
 
-def stock_build(stack, current, wheelhouse: Path, prefix: Path, work: Path) -> float:
+def stock_build(ref: Reference, prefix: Path, work: Path) -> float:
     """The same easyconfigs with easyblock PythonBundle, one eb run per module."""
+    stack, current = ref.stack, ref.lock
     folder = work / "stock-easyconfigs"
     folder.mkdir()
     plans = render_mod.plan(stack, current)
@@ -162,7 +156,7 @@ def stock_build(stack, current, wheelhouse: Path, prefix: Path, work: Path) -> f
         (folder / name).write_text(text)
         modules.append(build_mod.Module(mp.name, mp.version, folder / name,
                                         depends=tuple(n for n, _ in mp.depends)))
-    eb = build_mod.EasyBuild(prefix=prefix, easyconfigs=folder, wheelhouse=wheelhouse,
+    eb = build_mod.EasyBuild(prefix=prefix, easyconfigs=folder, wheelhouse=ref.wheelhouse,
                              workdir=default_cache() / "eb", modulepath=stack.base.modulepath,
                              base_module=current.header.base_module,
                              base_python=current.header.python_version)
@@ -175,20 +169,15 @@ def stock_build(stack, current, wheelhouse: Path, prefix: Path, work: Path) -> f
 def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
-    parser.add_argument("--spec", type=Path,
-                        default=Path(__file__).resolve().parent.parent / "stack.yaml")
+    parser.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
     parser.add_argument("--stock", action="store_true", help="also build with stock PythonBundle")
     parser.add_argument("--keep", action="store_true", help="keep the prefixes")
     parser.add_argument("--rounds", type=int, default=3, metavar="N",
                         help="rebuilds after the first build (default 3)")
     args = parser.parse_args()
     spec = args.spec.resolve()
-    stack = load_stack(spec)
-    base = load_base(stack.base)
-    current = lockfile.read(stack.lock_path)
-    wheelhouse = default_cache() / "wheelhouse"
-    wheels = [wheelhouse / p.file for p in current.packages]
-    missing = [w.name for w in wheels if not w.exists()]
+    ref = reference(spec)
+    missing = [w.name for w in ref.wheels if not w.exists()]
     if missing:
         print(f"the wheelhouse lacks {len(missing)} files: run `stackgen fetch` first")
         return 1
@@ -196,18 +185,18 @@ def main() -> int:
     try:
         cache = own_cache(work)
         labels = ["first", *(f"rebuild {n}" for n in range(1, args.rounds + 1))]
-        pips = [pip_round(base, wheels, work, 0)]
+        pips = [pip_round(ref, work, 0)]
         ratios = []
         for n, label in enumerate(labels, start=1):
             total, lines = stackgen_build(spec, work / f"stack-{n}", cache)
-            pips.append(pip_round(base, wheels, work, n))
+            pips.append(pip_round(ref, work, n))
             pip = (pips[-2] + pips[-1]) / 2
             report(label, total, lines, pip)
             ratios.append(total / pip)
         print(f"ratio to pip: first build {ratios[0]:.2f}x, rebuild median of {args.rounds} "
               f"{statistics.median(ratios[1:]):.2f}x")
         if args.stock:
-            stock = stock_build(stack, current, wheelhouse, work / "stock", work)
+            stock = stock_build(ref, work / "stock", work)
             print(f"stock PythonBundle        {stock:6.1f} s  ratio to pip {stock / pip:.2f}x, "
                   f"to stackgen's last rebuild {stock / total:.1f}x")
     finally:

@@ -20,17 +20,12 @@ import argparse
 import re
 import shlex
 import shutil
-import sys
 import tempfile
 from pathlib import Path
 
-sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+from reference import DEFAULT_SPEC, pip_install_flat, reference  # noqa: E402
 
-from stackgen import lock as lockfile  # noqa: E402
-from stackgen.base import load_base  # noqa: E402
 from stackgen.run import run  # noqa: E402
-from stackgen.spec import load_stack  # noqa: E402
-from stackgen.ui import default_cache  # noqa: E402
 
 IMPORTS = "import jupyterlab, dask.distributed, ipyparallel"
 METADATA_CALLS = ("stat", "lstat", "fstat", "newfstatat", "statx", "fstatat64", "openat", "open",
@@ -80,21 +75,16 @@ def main() -> int:
     parser = argparse.ArgumentParser(description=__doc__,
                                      formatter_class=argparse.RawDescriptionHelpFormatter)
     parser.add_argument("--prefix", type=Path, required=True, help="a stackgen build prefix")
-    parser.add_argument("--spec", type=Path,
-                        default=Path(__file__).resolve().parent.parent / "stack.yaml")
+    parser.add_argument("--spec", type=Path, default=DEFAULT_SPEC)
     parser.add_argument("--rounds", type=int, default=5)
     args = parser.parse_args()
-    stack = load_stack(args.spec)
-    base = load_base(stack.base)
-    current = lockfile.read(stack.lock_path)
-    wheels = [str(default_cache() / "wheelhouse" / p.file) for p in current.packages]
+    ref = reference(args.spec)
+    stack = ref.stack
     work = Path(tempfile.mkdtemp(prefix="bench-imports-", dir="/tmp"))
     work.chmod(0o755)
     try:
         flat = work / "flat"
-        run([str(base.python), "-m", "pip", "install", "--quiet", "--prefix", str(flat), "--no-deps",
-             "--no-index", "--ignore-installed", "--no-cache-dir", "--disable-pip-version-check",
-             *wheels], env=base.env, describe="flat pip install")
+        pip_install_flat(ref, flat)
         site = next(flat.glob("lib/python*/site-packages"))
         uses = " ".join(f"module use {shlex.quote(str(p.resolve()))};"
                         for p in stack.base.modulepath)

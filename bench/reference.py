@@ -1,0 +1,46 @@
+"""What the benches share: the reference stack's lock and its wheels in the
+wheelhouse, and the baseline every build and import figure is measured
+against, one `pip install --no-deps` of those wheels into one flat prefix."""
+
+from __future__ import annotations
+
+import sys
+from dataclasses import dataclass
+from pathlib import Path
+
+sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
+
+from stackgen import lock as lockfile  # noqa: E402
+from stackgen.base import Base, load_base  # noqa: E402
+from stackgen.lock import Lock  # noqa: E402
+from stackgen.run import run  # noqa: E402
+from stackgen.spec import Stack, load_stack  # noqa: E402
+from stackgen.ui import default_cache  # noqa: E402
+
+DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "stack.yaml"
+
+
+@dataclass(frozen=True)
+class Reference:
+    stack: Stack
+    base: Base
+    lock: Lock
+    wheelhouse: Path
+
+    @property
+    def wheels(self) -> list[Path]:
+        return [self.wheelhouse / p.file for p in self.lock.packages]
+
+
+def reference(spec: Path = DEFAULT_SPEC) -> Reference:
+    stack = load_stack(spec)
+    return Reference(stack, load_base(stack.base), lockfile.read(stack.lock_path),
+                     default_cache() / "wheelhouse")
+
+
+def pip_install_flat(ref: Reference, prefix: Path) -> None:
+    """The baseline: every locked wheel, one pip call, one prefix."""
+    run([str(ref.base.python), "-m", "pip", "install", "--quiet", "--prefix", str(prefix),
+         "--no-deps", "--no-index", "--ignore-installed", "--no-build-isolation",
+         "--no-cache-dir", "--disable-pip-version-check", *map(str, ref.wheels)],
+        env=ref.base.env, describe="one-shot pip install into a flat prefix")
