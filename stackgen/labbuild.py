@@ -24,6 +24,8 @@ import tarfile
 import tempfile
 from pathlib import Path
 
+from stackgen.fsutil import write_atomic
+
 # what the build fetched and its intermediate output under staging/ (static/
 # holds the result): about 400 MB that nobody reads afterwards
 STAGING_LEFTOVERS = ("node_modules", ".yarn", "build")
@@ -132,7 +134,7 @@ def store(cache: Path, key: str, app_dir: Path, keep: int = CACHE_KEEP) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    meta.write_text(json.dumps({"app_dir": str(app_dir), "format": CACHE_FORMAT}) + "\n")
+    write_atomic(meta, json.dumps({"app_dir": str(app_dir), "format": CACHE_FORMAT}) + "\n")
     metas = sorted(cache.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     for old in metas[keep:]:
         for path in _entry(cache, old.stem):
