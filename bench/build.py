@@ -146,16 +146,13 @@ def stock_build(ref: Reference, prefix: Path, work: Path) -> float:
     folder = work / "stock-easyconfigs"
     folder.mkdir()
     plans = render_mod.plan(stack, current)
-    modules = []
-    for mp in plans:
-        name = f"{mp.name}-{mp.version}.eb"
-        text = (stack.root / "easyconfigs" / name).read_text()
+    modules = [build_mod.Module.of_plan(mp, folder) for mp in plans]
+    for module in modules:
+        text = (stack.root / "easyconfigs" / module.easyconfig.name).read_text()
         text = text.replace("easyblock = 'StackgenBundle'", "easyblock = 'PythonBundle'")
         text = re.sub(r"^(site_json_files|lab_source_extensions) = .*?^[\]}]\n", "", text,
                       flags=re.S | re.M)
-        (folder / name).write_text(text)
-        modules.append(build_mod.Module(mp.name, mp.version, folder / name,
-                                        depends=tuple(n for n, _ in mp.depends)))
+        module.easyconfig.write_text(text)
     eb = build_mod.EasyBuild(prefix=prefix, easyconfigs=folder, wheelhouse=ref.wheelhouse,
                              workdir=default_cache() / "eb", modulepath=stack.base.modulepath,
                              base_module=current.header.base_module,

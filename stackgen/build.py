@@ -51,6 +51,12 @@ class Module:
     easyconfig: Path
     depends: tuple[str, ...] = ()     # names of the stack modules it loads
 
+    @classmethod
+    def of_plan(cls, plan, easyconfigs: Path) -> Module:
+        """The module a render.ModulePlan describes, its easyconfig in `easyconfigs`."""
+        return cls(plan.name, plan.version, easyconfigs / f"{plan.name}-{plan.version}.eb",
+                   depends=tuple(name for name, _ in plan.depends))
+
     @property
     def full_name(self) -> str:
         return f"{self.name}/{self.version}"

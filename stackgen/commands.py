@@ -215,10 +215,7 @@ def build(args: Namespace) -> int:
     wheelhouse = _wheelhouse(args)
     render_easyconfigs(stack, current, wheelhouse)      # verifies every file first
     plans = render_mod.plan(stack, current)
-    modules = [build_mod.Module(mp.name, mp.version,
-                                stack.root / "easyconfigs" / f"{mp.name}-{mp.version}.eb",
-                                depends=tuple(name for name, _ in mp.depends))
-               for mp in plans]
+    modules = [build_mod.Module.of_plan(mp, stack.root / "easyconfigs") for mp in plans]
     todo = [(m, why) for m in modules if (why := build_mod.needs_build(m, prefix))]
     lab_module = next((mp.name for mp in plans if mp.holds_jupyterlab), None)
     if not todo:
