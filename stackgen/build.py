@@ -18,6 +18,7 @@ dependency) changes its easyconfig, and then it is rebuilt.
 
 from __future__ import annotations
 
+import importlib.util
 import logging
 import os
 import re
@@ -116,6 +117,9 @@ class EasyBuild:
             "--module-naming-scheme=StackgenMNS",
             "--modules-tool=Lmod", "--module-syntax=Lua",
             "--disable-trace", "--umask=022", "--detect-loaded-modules=purge",
+            # wheels only: nothing is compiled or linked, so EasyBuild's RPATH
+            # compiler wrappers and its RPATH check of bin/ have nothing to do
+            "--disable-rpath",
         ]
         if os.geteuid() == 0:
             opts.append("--allow-use-as-root-and-accept-consequences")
@@ -127,6 +131,7 @@ class EasyBuild:
         env["MODULEPATH"] = ":".join(dict.fromkeys([*map(str, self.modulepath), *system]))
         env["LMOD_CMD"] = lmod_cmd
         env["EB_PYTHON"] = sys.executable
+        env.update(eb_environment())
         env["PIP_NO_INDEX"] = "1"
         if self.node_bin:
             env["STACKGEN_NODE_BIN"] = str(self.node_bin)
@@ -156,16 +161,23 @@ def prune_failed_runs(tmpdir: Path, keep_days: float = 30, now: float | None = N
     return old
 
 
-def eb_command() -> str:
-    """EasyBuild's `eb`, from stackgen's own environment, by absolute path."""
-    candidate = Path(sys.executable).parent / "eb"
-    if candidate.exists():
-        return str(candidate)
-    found = shutil.which("eb")
-    if not found:
-        raise StackgenError("EasyBuild's eb command not found",
+def eb_argv() -> list[str]:
+    """EasyBuild's main, run by stackgen's own Python with the environment
+    its `eb` script would set (eb_environment). The script itself spends a
+    third of a second per run finding a Python (three interpreter starts)
+    before it runs the same module."""
+    script = Path(sys.executable).parent / "eb"
+    if not script.exists() or importlib.util.find_spec("easybuild.main") is None:
+        raise StackgenError("EasyBuild (easybuild-framework) is not installed beside stackgen",
                             "install stackgen's dependencies (./bootstrap env)")
-    return found
+    return [sys.executable, "-m", "easybuild.main"]
+
+
+def eb_environment() -> dict[str, str]:
+    """What EasyBuild's `eb` script exports before it runs easybuild.main."""
+    return {"PYTHONOPTIMIZE": os.environ.get("PYTHONOPTIMIZE", "1"),
+            "FANCYLOGGER_IGNORE_MPI4PY": os.environ.get("FANCYLOGGER_IGNORE_MPI4PY", "1"),
+            "EB_SCRIPT_PATH": str(Path(sys.executable).parent / "eb")}
 
 
 def uv_command() -> str | None:
@@ -263,7 +275,7 @@ def _build_one(eb: EasyBuild, module: Module, why: str, lmod_cmd: str,
     progress(f"building {module.full_name} ({why})")
     previous = _PreviousInstall.move_aside(module, eb.prefix) if why != "not installed" else None
     try:
-        run([eb_command(), str(module.easyconfig), *eb.options()],
+        run([*eb_argv(), str(module.easyconfig), *eb.options()],
             env=eb.environment(lmod_cmd), cwd=eb.workdir,
             describe=f"EasyBuild for {module.full_name}", on_line=show,
             logfile=eb.workdir / f"stackgen-eb-{module.name}.log")
