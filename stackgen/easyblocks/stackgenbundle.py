@@ -30,6 +30,7 @@ from easybuild.easyblocks.generic.pythonbundle import PythonBundle
 from easybuild.easyblocks.generic.pythonpackage import (handle_local_py_install_scheme, run_pip_check,
                                                          run_pip_list, symlink_dist_site_packages)
 from easybuild.framework.easyconfig import CUSTOM
+from easybuild.tools.config import EBPYTHONPREFIXES, PYTHONPATH, build_option
 from easybuild.framework.extension import get_modulenames
 from easybuild.tools.build_log import EasyBuildError, print_msg
 from easybuild.tools.environment import setvar
@@ -216,6 +217,34 @@ class StackgenBundle(PythonBundle):
                     "%s (import %s: %s)" % failure for failure in failures)))
             if res.stderr:
                 self.log.warning("Import check stderr:\n%s", res.stderr)
+
+    def make_module_extra(self, *args, **kwargs):
+        """PythonBundle's Python lines of the module file, with one difference:
+        PythonBundle switches to $EBPYTHONPREFIXES when a .pth file lies
+        anywhere in the install, which it finds by walking the whole install
+        at every (fake) module load: four walks of 10,000 files per build.
+        A .pth file acts only in a site dir, so only the install's site dirs
+        are looked at (the jupyter_env venv's own .pth is not the module's)."""
+        txt = super(PythonBundle, self).make_module_extra(*args, **kwargs)
+        site_dirs = self.all_pylibdirs or []
+        use_prefixes = self.multi_python or any(
+            glob.glob(os.path.join(self.installdir, site_dir, '*.pth')) for site_dir in site_dirs)
+        if ('Python' in self.cfg.dependency_names(runtime_only=True)
+                and build_option('prefer_python_search_path') == EBPYTHONPREFIXES):
+            use_prefixes = True
+        added = self.module_generator.added_paths_per_key
+        if use_prefixes:
+            if '' not in added[EBPYTHONPREFIXES]:
+                txt += self.module_generator.prepend_paths(EBPYTHONPREFIXES, '')
+            return txt
+        # before the install (the extensions step's fake module) every site dir;
+        # after it, those that exist
+        if self.current_step != 'extensions':
+            site_dirs = [d for d in site_dirs if os.path.exists(os.path.join(self.installdir, d))]
+        for site_dir in site_dirs:
+            if site_dir not in added[PYTHONPATH]:
+                txt += self.module_generator.prepend_paths(PYTHONPATH, site_dir)
+        return txt
 
     def post_processing_step(self):
         """Write the site files and build the source extensions, then whatever
