@@ -131,6 +131,7 @@ class EasyBuild:
         env["MODULEPATH"] = ":".join(dict.fromkeys([*map(str, self.modulepath), *system]))
         env["LMOD_CMD"] = lmod_cmd
         env["EB_PYTHON"] = sys.executable
+        env.pop("PYTHONOPTIMIZE", None)
         env.update(eb_environment())
         env["PIP_NO_INDEX"] = "1"
         if self.node_bin:
@@ -174,9 +175,12 @@ def eb_argv() -> list[str]:
 
 
 def eb_environment() -> dict[str, str]:
-    """What EasyBuild's `eb` script exports before it runs easybuild.main."""
-    return {"PYTHONOPTIMIZE": os.environ.get("PYTHONOPTIMIZE", "1"),
-            "FANCYLOGGER_IGNORE_MPI4PY": os.environ.get("FANCYLOGGER_IGNORE_MPI4PY", "1"),
+    """What EasyBuild's `eb` script exports before it runs easybuild.main,
+    but PYTHONOPTIMIZE=1: stackgen's environment holds plain .pyc files
+    only and runs commands with PYTHONDONTWRITEBYTECODE, so under -O every
+    run compiled EasyBuild's 140 modules from source (0.33 s of a 0.6 s
+    start-up, measured)."""
+    return {"FANCYLOGGER_IGNORE_MPI4PY": "1",
             "EB_SCRIPT_PATH": str(Path(sys.executable).parent / "eb")}
 
 
