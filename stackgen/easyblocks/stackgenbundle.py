@@ -216,26 +216,35 @@ class StackgenBundle(PythonBundle):
 
     def _sanity_check_step_extensions(self):
         """Every extension's import in one interpreter, while `pip check` and
-        `pip list` run over the bundle as PythonBundle runs them (the imports
-        take seconds of CPU, the pip runs mostly wait on the disk)."""
+        `pip list` run over the bundle as PythonBundle runs them, all three
+        side by side (each starts an interpreter; the imports take seconds of
+        CPU, the pip runs mostly wait on the disk). A failure of any of them
+        is reported with the others' (PythonBundle stops at the first)."""
         if not self.ext_instances:         # --module-only, --sanity-check-only
             self.prepare_for_extensions()
             self.init_ext_instances()
         checks = import_checks(self.ext_instances)
         workdir = tempfile.mkdtemp(prefix='eb-sanity-check-')      # nothing shadows a module
-        with ThreadPoolExecutor(max_workers=1) as pool:       # as EasyBlock runs async commands
+        with ThreadPoolExecutor(max_workers=3) as pool:       # as EasyBlock runs async commands
             importing = pool.submit(run_shell_cmd, [self.python_cmd, '-c', IMPORT_CHECK],
                                     stdin=json.dumps(checks), fail_on_error=False,
                                     split_stderr=True, hidden=True, work_dir=workdir,
                                     use_bash=False, asynchronous=True)
+            pip_runs = []
             if self.cfg['sanity_pip_check']:
-                run_pip_check(python_cmd=self.python_cmd)
-                run_pip_list([(ext.name, ext.version) for ext in self.ext_instances],
-                             python_cmd=self.python_cmd,
-                             unversioned_packages=set(self.cfg['unversioned_packages']),
-                             check_names_versions=self.cfg['sanity_check_pip_list'] is not False,
-                             strict_check=self.cfg['sanity_check_pip_list'])
+                pip_runs.append(pool.submit(run_pip_check, python_cmd=self.python_cmd))
+                pip_runs.append(pool.submit(
+                    run_pip_list, [(ext.name, ext.version) for ext in self.ext_instances],
+                    python_cmd=self.python_cmd,
+                    unversioned_packages=set(self.cfg['unversioned_packages']),
+                    check_names_versions=self.cfg['sanity_check_pip_list'] is not False,
+                    strict_check=self.cfg['sanity_check_pip_list']))
             res = importing.result()
+            for run in pip_runs:
+                try:
+                    run.result()
+                except EasyBuildError as err:
+                    self.sanity_check_fail_msgs.append(err.msg)
         failures = import_failures(res.output, checks)
         self.log.info("Import check of %d modules: %d failed", len(checks), len(failures))
         if failures:
