@@ -24,6 +24,7 @@ import os
 import re
 import shutil
 import sys
+import tempfile
 import threading
 import time
 from collections.abc import Callable
@@ -100,12 +101,14 @@ class EasyBuild:
     node_bin: Path | None = None      # for source-only lab extensions
     uv: str | None = None             # the bundle's one-shot installer; pip without it
     build_cache: bool = True          # reuse a JupyterLab app dir built before (labbuild)
+    base_interpreter: Path | None = None   # the base module's python3: installs start early
 
     def options(self) -> list[str]:
         easyblocks = resources.files("stackgen") / "easyblocks"
         plugins = resources.files("stackgen") / "eb_plugins"
+        # no --robot: stackgen orders the builds itself, and a run whose
+        # dependencies are still being built must not build them again
         opts = [
-            f"--robot={self.easyconfigs}",
             f"--installpath={self.prefix}",
             f"--sourcepath={self.wheelhouse}",
             f"--buildpath={self.workdir / 'build'}",
@@ -139,6 +142,8 @@ class EasyBuild:
             env["STACKGEN_YARN_CACHE"] = str(self.workdir / "yarn-cache")
             if self.build_cache:
                 env["STACKGEN_LAB_CACHE"] = str(self.workdir / "lab-builds")
+        if self.base_interpreter:
+            env["STACKGEN_BASE_PYTHON"] = str(self.base_interpreter)
         if self.uv:
             env["STACKGEN_UV"] = self.uv
             env["STACKGEN_UV_CACHE"] = str(self.workdir / "uv-cache")
@@ -217,13 +222,23 @@ def check_source_build(lock: Lock, wheelhouse: Path, cache: Path) -> None:
         "then `stackgen lock --upgrade-package jupyterlab`; or drop source_extensions")
 
 
+# A run that waits for others installs at a lower CPU priority, one step per
+# level of waiting: the runs it waits for, and their installs, come first.
+INSTALL_NICENESS_STEP = 7
+
+
 def build_modules(eb: EasyBuild, todo: list[tuple[Module, str]], lmod_cmd: str,
-                  progress: Callable[[str], None], jobs: int = 2) -> None:
+                  progress: Callable[[str], None], jobs: int = 4) -> None:
     """Build every module in `todo` ((module, why)), each by its own eb run,
-    as soon as the modules it depends on are built, up to `jobs` at once
-    (dask beside ipyparallel: one waits on the disk while the other imports).
-    The first failure lets the running builds end and starts no new one,
-    then is raised.
+    up to `jobs` runs at once. A run starts once every module it loads is
+    built or being built: its EasyBuild starts, verifies and installs the
+    wheels (StackgenBundle starts the install in the ready step), then waits
+    for the modules it loads (passed in STACKGEN_AWAIT_MODULES, each marked
+    built or failed in a status folder as its run ends) before it loads
+    them, checks the install and writes the module file. The chain of
+    dependencies then costs only the checks, not the installs.
+    The first failure lets the running builds end (those waiting for the
+    failed module fail at once) and starts no new one, then is raised.
 
     A module being rebuilt has its install and module file moved aside first
     (EasyBuild would delete the install and leave the module file pointing at
@@ -235,28 +250,46 @@ def build_modules(eb: EasyBuild, todo: list[tuple[Module, str]], lmod_cmd: str,
     running: dict[Future, Module] = {}
     failure: BaseException | None = None
     lock = threading.Lock()
+    status = Path(tempfile.mkdtemp(prefix="status-", dir=eb.workdir))
 
     def say(message: str) -> None:
         with lock:
             progress(message)
 
     def ready(module: Module) -> bool:
-        waiting = {m.name for m in [*pending, *running.values()]}
-        return not waiting.intersection(module.depends)
+        return not {m.name for m in pending}.intersection(module.depends)
 
-    with ThreadPoolExecutor(max_workers=jobs) as pool:
-        while pending or running:
-            for module in [m for m in pending if failure is None and ready(m)]:
-                if len(running) < jobs:
-                    why = pending.pop(module)
-                    running[pool.submit(_build_one, eb, module, why, lmod_cmd, say)] = module
-            if not running:
-                break          # nothing can start: a failure, or a dependency cycle
-            finished, _ = wait(running, return_when=FIRST_COMPLETED)
-            for future in finished:
-                running.pop(future)
-                if future.exception() is not None and failure is None:
-                    failure = future.exception()
+    def awaited(module: Module) -> tuple[Module, ...]:
+        return tuple(m for m in running.values() if m.name in module.depends)
+
+    levels: dict[str, int] = {}      # how many runs deep a run waits
+
+    def start(module: Module) -> Future:
+        waits_for = awaited(module)
+        levels[module.name] = 1 + max((levels[m.name] for m in waits_for), default=-1)
+        return pool.submit(_build_one, eb, module, pending.pop(module), lmod_cmd, say,
+                           tuple(m.full_name for m in waits_for), status,
+                           INSTALL_NICENESS_STEP * levels[module.name])
+
+    try:
+        with ThreadPoolExecutor(max_workers=jobs) as pool:
+            while pending or running:
+                startable = failure is None
+                while startable and len(running) < jobs:
+                    startable = next((m for m in pending if ready(m)), None)
+                    if startable:
+                        running[start(startable)] = startable
+                if not running:
+                    break          # nothing can start: a failure, or a dependency cycle
+                finished, _ = wait(running, return_when=FIRST_COMPLETED)
+                for future in finished:
+                    module = running.pop(future)
+                    ok = future.exception() is None
+                    (status / f"{module.name}-{module.version}.{'built' if ok else 'failed'}").touch()
+                    if not ok and failure is None:
+                        failure = future.exception()
+    finally:
+        shutil.rmtree(status, ignore_errors=True)
     if failure is not None:
         raise failure
     if pending:          # stack.yaml's validation refuses cycles; this is a guard
@@ -266,8 +299,11 @@ def build_modules(eb: EasyBuild, todo: list[tuple[Module, str]], lmod_cmd: str,
 
 
 def _build_one(eb: EasyBuild, module: Module, why: str, lmod_cmd: str,
-               progress: Callable[[str], None]) -> None:
-    """One eb run for one module, its previous install kept aside meanwhile."""
+               progress: Callable[[str], None], awaits: tuple[str, ...] = (),
+               status: Path | None = None, niceness: int = 0) -> None:
+    """One eb run for one module, its previous install kept aside meanwhile;
+    it waits for the modules in `awaits` to be marked built in `status`, and
+    installs with `niceness` meanwhile."""
     step = re.compile(r"^== (.*)$")
 
     def show(line: str) -> None:
@@ -278,9 +314,13 @@ def _build_one(eb: EasyBuild, module: Module, why: str, lmod_cmd: str,
 
     progress(f"building {module.full_name} ({why})")
     previous = _PreviousInstall.move_aside(module, eb.prefix) if why != "not installed" else None
+    env = eb.environment(lmod_cmd)
+    if awaits and status:
+        env.update(STACKGEN_AWAIT_MODULES=",".join(awaits), STACKGEN_BUILD_STATUS=str(status),
+                   STACKGEN_INSTALL_NICENESS=str(min(19, niceness)))
     try:
         run([*eb_argv(), str(module.easyconfig), *eb.options()],
-            env=eb.environment(lmod_cmd), cwd=eb.workdir,
+            env=env, cwd=eb.workdir,
             describe=f"EasyBuild for {module.full_name}", on_line=show,
             logfile=eb.workdir / f"stackgen-eb-{module.name}.log")
     except BaseException as exc:

@@ -118,9 +118,10 @@ def _build_commands(sub, commands) -> None:
     p.add_argument("--prefix", type=Path, default=None, metavar="DIR",
                    help="install root (default: install.prefix of stack.yaml, else ./stack)")
     p.add_argument("--relock", action="store_true", help="re-lock a stale lock instead of refusing")
-    p.add_argument("--jobs", "-j", type=int, default=2, metavar="N",
-                   help="modules built at once, each by its own eb run, once the modules it "
-                        "loads are built (default 2)")
+    p.add_argument("--jobs", "-j", type=int, default=4, metavar="N",
+                   help="eb runs at once, one per module (default 4); a module's run starts "
+                        "once the modules it loads are being built, installs its wheels, then "
+                        "waits for them to be built before it checks the install")
     p.add_argument("--no-build-cache", action="store_true",
                    help="build the JupyterLab app dir with node even when stackgen's cache "
                         "holds the same build (same JupyterLab, node and source extensions)")

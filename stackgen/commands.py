@@ -234,7 +234,8 @@ def build(args: Namespace) -> int:
                                  base_python=current.header.python_version,
                                  node_bin=node_folder(workdir) if current.npm else None,
                                  uv=build_mod.uv_command(),
-                                 build_cache=not args.no_build_cache)
+                                 build_cache=not args.no_build_cache,
+                                 base_interpreter=base.python)
         eb.write_metadata()
         build_mod.prune_failed_runs(workdir / "tmp")
         build_mod.build_modules(eb, todo, lmod_cmd=lmod.lmod_cmd(), progress=progress,

@@ -60,17 +60,30 @@ def stack_modules(tmp_path):
             module("jupyterlab", "dask", "ipyparallel")]
 
 
-def run_order(monkeypatch, todo, jobs, fail=None, events=None):
-    """build_modules with a stand-in for each eb run; the events it saw."""
+def run_order(monkeypatch, tmp_path, todo, jobs, fail=None, events=None):
+    """build_modules with a stand-in for each eb run that waits for the
+    modules it is told to await as StackgenBundle does (their marks in the
+    status folder); the events it saw: start, work (its waits over), end."""
     import threading
     import time
+    from types import SimpleNamespace
 
     from stackgen import build
     events, lock = [] if events is None else events, threading.Lock()
 
-    def fake_build_one(eb, module, why, lmod_cmd, progress):
+    def fake_build_one(eb, module, why, lmod_cmd, progress, awaits=(), status=None, niceness=0):
         with lock:
             events.append(("start", module.name))
+        for name in awaits:
+            mark = status / name.replace("/", "-")
+            while not mark.with_suffix(".built").exists():
+                if mark.with_suffix(".failed").exists():
+                    with lock:
+                        events.append(("end", module.name))
+                    raise build.StackgenError(f"not built: {name} failed")
+                time.sleep(0.005)
+        with lock:
+            events.append(("work", module.name))
         time.sleep(0.05)
         with lock:
             events.append(("end", module.name))
@@ -78,35 +91,47 @@ def run_order(monkeypatch, todo, jobs, fail=None, events=None):
             raise build.StackgenError(f"EasyBuild failed to build {module.full_name}")
 
     monkeypatch.setattr(build, "_build_one", fake_build_one)
-    build.build_modules(None, todo, lmod_cmd="lmod", progress=lambda message: None, jobs=jobs)
+    build.build_modules(SimpleNamespace(workdir=tmp_path), todo, lmod_cmd="lmod",
+                        progress=lambda message: None, jobs=jobs)
+    assert not list(tmp_path.glob("status-*")), "the status folder is left behind"
     return events
 
 
-def test_a_module_starts_after_those_it_loads_and_independent_ones_run_together(
+def test_a_module_starts_while_those_it_loads_build_and_works_after_them(
         monkeypatch, tmp_path):
     todo = [(m, "not installed") for m in stack_modules(tmp_path)]
-    events = run_order(monkeypatch, todo, jobs=2)
+    events = run_order(monkeypatch, tmp_path, todo, jobs=4)
     at = {event: i for i, event in enumerate(events)}
     for module in stack_modules(tmp_path):
         for dep in module.depends:
-            assert at[("end", dep)] < at[("start", module.name)], events
-    # dask and ipyparallel both start before either ends
-    assert max(at[("start", "dask")], at[("start", "ipyparallel")]) < \
-        min(at[("end", "dask")], at[("end", "ipyparallel")]), events
+            assert at[("start", dep)] < at[("start", module.name)], events
+            assert at[("end", dep)] < at[("work", module.name)], events
+    # every run started before the first one ended: installs overlap the chain
+    assert max(at[("start", m.name)] for m in stack_modules(tmp_path)) < at[("end", "common")]
+
+
+def test_two_jobs_run_two_eb_runs_at_a_time(monkeypatch, tmp_path):
+    todo = [(m, "not installed") for m in stack_modules(tmp_path)]
+    events = run_order(monkeypatch, tmp_path, todo, jobs=2)
+    live = peak = 0
+    for kind, _ in events:
+        live += {"start": 1, "end": -1}.get(kind, 0)
+        peak = max(peak, live)
+    assert peak == 2, events
 
 
 def test_one_job_builds_one_module_at_a_time_in_plan_order(monkeypatch, tmp_path):
     todo = [(m, "not installed") for m in stack_modules(tmp_path)]
-    events = run_order(monkeypatch, todo, jobs=1)
+    events = run_order(monkeypatch, tmp_path, todo, jobs=1)
     assert [name for kind, name in events if kind == "start"] == \
         ["common", "dask", "ipyparallel", "jupyterlab"]
-    assert all(events[i][1] == events[i + 1][1] for i in range(0, len(events), 2))
+    assert all(events[i][1] == events[i + 2][1] for i in range(0, len(events), 3))
 
 
 def test_a_module_not_to_build_is_not_waited_for(monkeypatch, tmp_path):
     common, dask, _, _ = stack_modules(tmp_path)
-    events = run_order(monkeypatch, [(dask, "its easyconfig changed")], jobs=2)
-    assert events == [("start", "dask"), ("end", "dask")]
+    events = run_order(monkeypatch, tmp_path, [(dask, "its easyconfig changed")], jobs=2)
+    assert events == [("start", "dask"), ("work", "dask"), ("end", "dask")]
 
 
 def test_after_a_failure_the_running_build_ends_and_nothing_new_starts(monkeypatch, tmp_path):
@@ -116,9 +141,25 @@ def test_after_a_failure_the_running_build_ends_and_nothing_new_starts(monkeypat
     todo = [(m, "not installed") for m in stack_modules(tmp_path)]
     events = []
     with pytest.raises(StackgenError, match="failed to build dask/1"):
-        run_order(monkeypatch, todo, jobs=2, fail="dask", events=events)
+        run_order(monkeypatch, tmp_path, todo, jobs=2, fail="dask", events=events)
     assert ("end", "ipyparallel") in events
-    assert ("start", "jupyterlab") not in events
+    assert ("work", "jupyterlab") not in events
+    failed_at = events.index(("end", "dask"))
+    assert not [e for e in events[failed_at:] if e[0] == "start"], events
+
+
+def test_a_run_waiting_for_a_failed_module_fails_and_the_first_failure_is_raised(
+        monkeypatch, tmp_path):
+    import pytest
+
+    from stackgen.errors import StackgenError
+    todo = [(m, "not installed") for m in stack_modules(tmp_path)]
+    events = []
+    with pytest.raises(StackgenError, match="failed to build common/1"):
+        run_order(monkeypatch, tmp_path, todo, jobs=4, fail="common", events=events)
+    assert {name for kind, name in events if kind == "end"} == \
+        {"common", "dask", "ipyparallel", "jupyterlab"}
+    assert [name for kind, name in events if kind == "work"] == ["common"]
 
 
 def test_failed_runs_kept_by_easybuild_are_dropped_after_a_month(tmp_path):

@@ -25,6 +25,7 @@ import os
 import shlex
 import shutil
 import tempfile
+import time
 from concurrent.futures import ThreadPoolExecutor
 
 from easybuild.easyblocks.generic.pythonbundle import PythonBundle
@@ -52,6 +53,19 @@ UV_CACHE_ENV = 'STACKGEN_UV_CACHE'
 # ...and to the cache of JupyterLab app dirs built with source extensions
 # (stackgen.labbuild); without it, every build runs node.
 LAB_CACHE_ENV = 'STACKGEN_LAB_CACHE'
+# ...and, when it builds modules side by side, to the base's python (the
+# wheels are installed from the ready step on, before the base module is
+# loaded), the stack modules this build waits for (built by other eb runs of
+# the same `stackgen build`, comma-separated), and the folder where each of
+# those gets its NAME-VERSION.built or .failed mark.
+BASE_PYTHON_ENV = 'STACKGEN_BASE_PYTHON'
+AWAIT_ENV = 'STACKGEN_AWAIT_MODULES'
+STATUS_ENV = 'STACKGEN_BUILD_STATUS'
+# ...and to the niceness of that install: the further a module is from the
+# bottom of the chain, the longer it waits anyway, so the lower its install's
+# priority against the installs and checks of the modules it waits for.
+NICENESS_ENV = 'STACKGEN_INSTALL_NICENESS'
+AWAIT_POLL = 0.05         # seconds
 
 # Run by the base interpreter with the new module loaded: import each
 # (extension, module) read from stdin as JSON, one marked line per import as
@@ -191,23 +205,101 @@ class StackgenBundle(PythonBundle):
         finally:
             del cfg.copy
 
-    def install_all_extensions(self, install=True):
-        """All extensions' sources (fetched and verified by the fetch step) in one
-        installer call into the install dir. Per-extension hooks do not run:
-        nothing is installed per extension."""
-        if not install or self.dry_run or not self.ext_instances:
-            return super().install_all_extensions(install=install)
-        sources = [ext.src for ext in self.ext_instances]
-        if not all(sources):
-            raise EasyBuildError("no verified source for: %s",
-                                 ', '.join(e.name for e in self.ext_instances if not e.src))
-        python = shutil.which(self.python_cmd) or self.python_cmd
+    def check_readiness_step(self):
+        """Start installing the wheels (verified by the fetch step), then wait
+        for the stack modules this one loads that other eb runs are building
+        (AWAIT_ENV), then EasyBlock's readiness check. Installing needs
+        nothing of those modules (no dependency resolution), so a module's
+        install runs while the modules below it are built; only loading them
+        (the prepare step) and the sanity check need them."""
+        self.start_install()
+        self.await_dependencies()
+        super().check_readiness_step()
+
+    def installer_sources(self):
+        """The verified source of every extension, in exts_list order."""
+        exts = self.ext_instances or self.exts
+        name = (lambda e: e.name) if self.ext_instances else (lambda e: e['name'])
+        src = (lambda e: e.src) if self.ext_instances else (lambda e: e.get('src'))
+        missing = [name(e) for e in exts if not src(e)]
+        if missing:
+            raise EasyBuildError("no verified source for: %s", ', '.join(missing))
+        return [src(e) for e in exts]
+
+    def installer(self, python):
         uv = os.environ.get(UV_ENV)
-        argv = installer_argv(python, self.installdir, sources,
+        return installer_argv(python, self.installdir, self.installer_sources(),
                               uv=uv if uv and os.access(uv, os.X_OK) else None,
                               uv_cache=os.environ.get(UV_CACHE_ENV))
-        self.log.info("Installing %d extensions in one call: %s", len(sources), shlex.join(argv))
-        run_shell_cmd(argv, use_bash=False)
+
+    def start_install(self):
+        """The one installer call, started in the background with the base's
+        python named by stackgen (BASE_PYTHON_ENV); without it, or with no
+        extensions, the extensions step installs as PythonBundle would."""
+        self.early_install = None
+        python = os.environ.get(BASE_PYTHON_ENV)
+        if not python or self.dry_run or not self.exts:
+            return
+        argv = self.installer(python)
+        niceness = int(os.environ.get(NICENESS_ENV) or 0)
+        if niceness > 0:
+            argv = ['nice', '-n', str(niceness), *argv]
+        mkdir(self.installdir, parents=True)
+        self.log.info("Installing %d extensions in one call, from the ready step on: %s",
+                      len(self.exts), shlex.join(argv))
+        pool = ThreadPoolExecutor(max_workers=1)        # as EasyBlock runs async commands
+        self.early_install = (python, pool, pool.submit(run_shell_cmd, argv, use_bash=False,
+                                                        asynchronous=True))
+        pool.shutdown(wait=False)
+
+    def await_dependencies(self):
+        """Wait until every module named in AWAIT_ENV is marked built in
+        STATUS_ENV; fail when one is marked failed."""
+        waiting = [m for m in os.environ.get(AWAIT_ENV, '').split(',') if m]
+        status = os.environ.get(STATUS_ENV)
+        if not waiting or not status:
+            return
+        print_msg("waiting for %s (being built)" % ', '.join(waiting), log=self.log)
+        started = time.time()
+        while waiting:
+            for module in list(waiting):
+                mark = os.path.join(status, module.replace('/', '-'))
+                if os.path.exists(mark + '.failed'):
+                    raise EasyBuildError("not built: %s, which this module loads, failed to build",
+                                         module)
+                if os.path.exists(mark + '.built'):
+                    waiting.remove(module)
+            if waiting:
+                time.sleep(AWAIT_POLL)
+        self.log.info("Waited %.1f s for the modules this one loads", time.time() - started)
+
+    def make_installdir(self, dontcreate=None):
+        """EasyBlock's, but an install under way since the ready step is kept."""
+        if getattr(self, 'early_install', None):
+            self.log.info("Keeping %s: the wheels are being installed into it", self.installdir)
+            return
+        super().make_installdir(dontcreate=dontcreate)
+
+    def install_all_extensions(self, install=True):
+        """All extensions' sources (fetched and verified by the fetch step) in one
+        installer call into the install dir (the one started in the ready step
+        when there is one). Per-extension hooks do not run: nothing is
+        installed per extension."""
+        if not install or self.dry_run or not self.ext_instances:
+            return super().install_all_extensions(install=install)
+        python = shutil.which(self.python_cmd) or self.python_cmd
+        early = getattr(self, 'early_install', None)
+        if early:
+            early_python, _pool, running = early
+            running.result()             # raises as run_shell_cmd does when it failed
+            if os.path.realpath(early_python) != os.path.realpath(python):
+                raise EasyBuildError("the wheels were installed for %s, but the base module's "
+                                     "python is %s", early_python, python)
+        else:
+            argv = self.installer(python)
+            self.log.info("Installing %d extensions in one call: %s", len(self.ext_instances),
+                          shlex.join(argv))
+            run_shell_cmd(argv, use_bash=False)
         remove_file(os.path.join(self.installdir, '.lock'))     # uv's, for the prefix
         # what PythonPackage does after each install, once
         handle_local_py_install_scheme(self.installdir)
