@@ -77,3 +77,27 @@ def test_import_check_script_runs_every_import_in_one_process(tmp_path):
     assert set(failures) == {"bad", "quits", "missing"}
     assert "RuntimeError: broken on import" == failures["bad"]
     assert failures["missing"].startswith("ModuleNotFoundError")
+
+
+def test_python_library_dirs_are_read_as_easybuild_reads_them():
+    from stackgen.easyblocks.stackgenbundle import pylibdirs
+    as_json = lambda *paths: "a warning first\n" + json.dumps(list(paths)) + "\n"  # noqa: E731
+    assert pylibdirs(as_json("/tmp/lib/python3.11/site-packages",
+                             "/tmp/lib/python3.11/site-packages")) == ["lib/python3.11/site-packages"]
+    # Ubuntu's local/ is dropped; a lib64-only platform gets a lib/ entry too
+    assert pylibdirs(as_json("/tmp/local/lib/python3.12/dist-packages",
+                             "/tmp/local/lib/python3.12/dist-packages")) == \
+        ["lib/python3.12/dist-packages"]
+    assert pylibdirs(as_json("/tmp/lib64/python3.9/site-packages",
+                             "/tmp/lib64/python3.9/site-packages")) == \
+        ["lib64/python3.9/site-packages", "lib/python3.9/site-packages"]
+    with pytest.raises(Exception, match="not under the prefix"):
+        pylibdirs(as_json("/usr/lib/python3/dist-packages"))
+
+
+def test_the_library_dirs_probe_runs_in_one_interpreter_start():
+    from stackgen.easyblocks.stackgenbundle import PYLIBDIRS, pylibdirs
+    out = subprocess.run([sys.executable, "-c", PYLIBDIRS], capture_output=True, text=True,
+                         check=True).stdout
+    version = "%d.%d" % sys.version_info[:2]
+    assert f"lib/python{version}/site-packages" in pylibdirs(out)

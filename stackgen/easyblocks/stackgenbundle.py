@@ -29,12 +29,13 @@ import time
 from concurrent.futures import ThreadPoolExecutor
 
 from easybuild.easyblocks.generic.pythonbundle import PythonBundle
-from easybuild.easyblocks.generic.pythonpackage import (handle_local_py_install_scheme, run_pip_check,
+from easybuild.easyblocks.generic.pythonpackage import (find_python_cmd_from_ec,
+                                                         handle_local_py_install_scheme, run_pip_check,
                                                          run_pip_list, symlink_dist_site_packages)
 from easybuild.framework.easyconfig import CUSTOM
-from easybuild.tools.config import EBPYTHONPREFIXES, PYTHONPATH, build_option
 from easybuild.framework.extension import get_modulenames
 from easybuild.tools.build_log import EasyBuildError, print_msg
+from easybuild.tools.config import EBPYTHONPREFIXES, PYTHONPATH, build_option
 from easybuild.tools.environment import setvar
 from easybuild.tools.filetools import copy_file, mkdir, remove_dir, remove_file, write_file
 from easybuild.tools.modules import get_software_root
@@ -129,6 +130,42 @@ def installer_argv(python, prefix, sources, uv=None, uv_cache=None):
             '--no-cache-dir', '--disable-pip-version-check', *common, *sources]
 
 
+# Run by the base interpreter: what EasyBuild's det_pylibdir asks it for
+# (purelib, then platlib, under the prefix /tmp/), by the same means
+# (distutils before Python 3.12, sysconfig from then on), in one start
+# instead of four (get_pylibdirs starts it for its version before each).
+PYLIBDIRS = r"""
+import json, sys
+prefix = '/tmp/'
+if sys.version_info >= (3, 12):
+    import sysconfig
+    dirs = [sysconfig.get_path(name, vars={'platbase': prefix, 'base': prefix})
+            for name in ('purelib', 'platlib')]
+else:
+    import distutils.sysconfig
+    dirs = [distutils.sysconfig.get_python_lib(plat_specific=plat, prefix=prefix)
+            for plat in (False, True)]
+print(json.dumps(dirs))
+"""
+
+
+def pylibdirs(output):
+    """EasyBuild's get_pylibdirs from the output of PYLIBDIRS: relative to the
+    prefix, a leading local/ dropped (Ubuntu), no repeats, and an entry
+    starting with lib/ added when there is none."""
+    dirs = []
+    for path in json.loads(output.strip().splitlines()[-1]):
+        if not path.startswith('/tmp/'):
+            raise EasyBuildError("Python library dir %s is not under the prefix asked for", path)
+        path = path[len('/tmp/'):]
+        path = path[len('local/'):] if path.startswith('local/') else path
+        if path not in dirs:
+            dirs.append(path)
+    if not any(d.startswith('lib' + os.path.sep) for d in dirs):
+        dirs.append(os.path.join('lib', *dirs[0].split(os.path.sep)[1:]))
+    return dirs
+
+
 def import_checks(exts):
     """(extension name, module) for every import to check; `modulename: False`
     in the easyconfig exempts an extension, a list checks each name."""
@@ -204,6 +241,23 @@ class StackgenBundle(PythonBundle):
             super().init_ext_instances()
         finally:
             del cfg.copy
+
+    def prepare_python(self):
+        """PythonBundle's, with the Python library dirs asked of the base in
+        one interpreter start (see PYLIBDIRS), not four."""
+        if get_software_root('Python') is None:
+            raise EasyBuildError("Python not included as dependency!")
+        self.python_cmd = find_python_cmd_from_ec(self.log, self.cfg, required=True)
+        res = run_shell_cmd([self.python_cmd, '-c', PYLIBDIRS], use_bash=False, hidden=True,
+                            split_stderr=True)
+        self.all_pylibdirs = pylibdirs(res.output)
+        self.pylibdir = self.all_pylibdirs[0]
+        self.log.info("Python library dirs of %s: %s", self.python_cmd, self.all_pylibdirs)
+        if self.python_cmd != 'python':
+            with self.cfg.disable_templating():
+                orig_exts_filter = self.cfg['exts_filter']
+                self.cfg['exts_filter'] = (orig_exts_filter[0].replace('python', self.python_cmd),
+                                           orig_exts_filter[1])
 
     def check_readiness_step(self):
         """Start installing the wheels (verified by the fetch step), then wait
