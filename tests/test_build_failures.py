@@ -137,3 +137,37 @@ def test_a_failed_rebuild_puts_the_previous_install_back(tiny, tmp_path):
     assert not (install / "previous-install").exists()
     assert (install / "share" / "stackgen" / "easyconfig-digest").exists()
     assert not [p.name for p in install.parent.iterdir() if p.name != "1"]
+
+
+def test_a_failed_module_fails_the_run_waiting_for_it_and_is_the_error_shown(repo, tmp_path):
+    """The run of a module that loads another starts while that one builds
+    and waits for it; when it fails, the waiting run stops too, stackgen
+    names the module that failed, and neither leaves anything behind."""
+    folder = tmp_path / "pair"
+    write_stack(folder, {
+        "stack": {"name": "pair", "version": "1"},
+        "base": {"module": "cray-python/3.11", "modulepath": [str(repo / "site_modulefiles")]},
+        "modules": {"lower": {"packages": ["six==1.17.0"]},
+                    "upper": {"depends": ["lower"], "packages": ["idna==3.10"]}},
+    })
+    locked = run_stackgen("lock", "--resolver", "uv", cwd=folder)
+    assert locked.returncode == 0, locked.stderr
+    hooks = tmp_path / "fault_hooks.py"
+    hooks.write_text("import time\n"
+                     "from easybuild.tools.build_log import EasyBuildError\n\n\n"
+                     "def post_install_hook(self, *args, **kwargs):\n"
+                     "    if self.name == 'lower':\n"
+                     "        time.sleep(1)   # upper is waiting by now\n"
+                     "        raise EasyBuildError('injected fault in lower')\n")
+    prefix = tmp_path / "prefix"
+    result = run_stackgen("build", "--prefix", str(prefix), "--wheelhouse",
+                          str(tmp_path / "wheels"), cwd=folder,
+                          env=dict(os.environ, EASYBUILD_HOOKS=str(hooks)))
+    assert result.returncode == 1
+    assert "upper/1: waiting for lower/1 to be built..." in result.stderr, result.stderr
+    assert "EasyBuild failed to build lower/1" in result.stderr
+    assert "injected fault in lower" in result.stderr
+    assert "failed to build upper/1" not in result.stderr
+    assert not [p for p in (prefix / "software").rglob("*") if p.is_file()]
+    assert not list(prefix.rglob("*.lua"))
+

@@ -298,6 +298,10 @@ class StackgenBundle(PythonBundle):
         niceness = int(os.environ.get(NICENESS_ENV) or 0)
         if niceness > 0:
             argv = ['nice', '-n', str(niceness), *argv]
+        if os.path.isdir(self.installdir) and os.listdir(self.installdir):
+            # what the install step's make_installdir would remove, and no longer does
+            self.log.info("Removing what an earlier run left in %s", self.installdir)
+            remove_dir(self.installdir)
         mkdir(self.installdir, parents=True)
         self.log.info("Installing %d extensions in one call, from the ready step on: %s",
                       len(self.exts), shlex.join(argv))
@@ -313,7 +317,7 @@ class StackgenBundle(PythonBundle):
         status = os.environ.get(STATUS_ENV)
         if not waiting or not status:
             return
-        print_msg("waiting for %s (being built)" % ', '.join(waiting), log=self.log)
+        print_msg("waiting for %s to be built..." % ', '.join(waiting), log=self.log)
         started = time.time()
         while waiting:
             for module in list(waiting):
