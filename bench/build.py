@@ -15,7 +15,9 @@ and after it (this disk's speed drifts by tens of per cent within minutes),
 each time until its files are on the disk (sync before and after).
 Prints the wall time of each, their ratio to pip, and stackgen's time per
 module and per EasyBuild step (modules build side by side, so their times
-overlap; the app-dir build is in "postprocessing").
+overlap: a module's run starts while the modules it loads build, installs,
+and is "waiting" until they are built; the app-dir build is in
+"postprocessing").
 pip and stackgen both compile bytecode. With --stock it also builds the
 same easyconfigs with EasyBuild's own PythonBundle (one pip call and one
 import check per package; site files and source extensions left out, so it
@@ -130,7 +132,8 @@ def step_times(lines: list[tuple[float, str]]) -> dict[tuple[str, str], float]:
         for (t, line), (t_next, _) in zip(own, own[1:]):
             match = _STEP.match(line)
             if match:
-                key = (match.group(1), match.group(2))
+                step = match.group(2)
+                key = (match.group(1), "waiting" if step.startswith("waiting for ") else step)
                 out[key] = out.get(key, 0.0) + t_next - t
     return out
 
@@ -160,7 +163,8 @@ def stock_build(ref: Reference, prefix: Path, work: Path) -> float:
     eb.write_metadata()
     return durably(lambda: build_mod.build_modules(eb, [(m, "not installed") for m in modules],
                                                   lmod_cmd=lmod.lmod_cmd(),
-                                                  progress=lambda message: None))
+                                                  progress=lambda message: None,
+                                                  start_early=False))
 
 
 def main() -> int:

@@ -228,7 +228,8 @@ INSTALL_NICENESS_STEP = 7
 
 
 def build_modules(eb: EasyBuild, todo: list[tuple[Module, str]], lmod_cmd: str,
-                  progress: Callable[[str], None], jobs: int = 4) -> None:
+                  progress: Callable[[str], None], jobs: int = 4,
+                  start_early: bool = True) -> None:
     """Build every module in `todo` ((module, why)), each by its own eb run,
     up to `jobs` runs at once. A run starts once every module it loads is
     built or being built: its EasyBuild starts, verifies and installs the
@@ -236,7 +237,9 @@ def build_modules(eb: EasyBuild, todo: list[tuple[Module, str]], lmod_cmd: str,
     for the modules it loads (passed in STACKGEN_AWAIT_MODULES, each marked
     built or failed in a status folder as its run ends) before it loads
     them, checks the install and writes the module file. The chain of
-    dependencies then costs only the checks, not the installs.
+    dependencies then costs only the checks, not the installs. Without
+    `start_early` (an easyblock that cannot wait: stock PythonBundle) a run
+    starts once the modules it loads are built.
     The first failure lets the running builds end (those waiting for the
     failed module fail at once) and starts no new one, then is raised.
 
@@ -257,7 +260,8 @@ def build_modules(eb: EasyBuild, todo: list[tuple[Module, str]], lmod_cmd: str,
             progress(message)
 
     def ready(module: Module) -> bool:
-        return not {m.name for m in pending}.intersection(module.depends)
+        unbuilt = [*pending, *([] if start_early else running.values())]
+        return not {m.name for m in unbuilt}.intersection(module.depends)
 
     def awaited(module: Module) -> tuple[Module, ...]:
         return tuple(m for m in running.values() if m.name in module.depends)

@@ -60,7 +60,7 @@ def stack_modules(tmp_path):
             module("jupyterlab", "dask", "ipyparallel")]
 
 
-def run_order(monkeypatch, tmp_path, todo, jobs, fail=None, events=None):
+def run_order(monkeypatch, tmp_path, todo, jobs, fail=None, events=None, start_early=True):
     """build_modules with a stand-in for each eb run that waits for the
     modules it is told to await as StackgenBundle does (their marks in the
     status folder); the events it saw: start, work (its waits over), end."""
@@ -92,7 +92,7 @@ def run_order(monkeypatch, tmp_path, todo, jobs, fail=None, events=None):
 
     monkeypatch.setattr(build, "_build_one", fake_build_one)
     build.build_modules(SimpleNamespace(workdir=tmp_path), todo, lmod_cmd="lmod",
-                        progress=lambda message: None, jobs=jobs)
+                        progress=lambda message: None, jobs=jobs, start_early=start_early)
     assert not list(tmp_path.glob("status-*")), "the status folder is left behind"
     return events
 
@@ -108,6 +108,19 @@ def test_a_module_starts_while_those_it_loads_build_and_works_after_them(
             assert at[("end", dep)] < at[("work", module.name)], events
     # every run started before the first one ended: installs overlap the chain
     assert max(at[("start", m.name)] for m in stack_modules(tmp_path)) < at[("end", "common")]
+
+
+def test_without_early_starts_a_module_starts_after_those_it_loads_are_built(
+        monkeypatch, tmp_path):
+    todo = [(m, "not installed") for m in stack_modules(tmp_path)]
+    events = run_order(monkeypatch, tmp_path, todo, jobs=4, start_early=False)
+    at = {event: i for i, event in enumerate(events)}
+    for module in stack_modules(tmp_path):
+        for dep in module.depends:
+            assert at[("end", dep)] < at[("start", module.name)], events
+    # dask and ipyparallel still build side by side
+    assert max(at[("start", "dask")], at[("start", "ipyparallel")]) < \
+        min(at[("end", "dask")], at[("end", "ipyparallel")]), events
 
 
 def test_two_jobs_run_two_eb_runs_at_a_time(monkeypatch, tmp_path):
