@@ -208,6 +208,8 @@ class StackgenBundle(PythonBundle):
     """PythonBundle installed in one installer call, plus site settings
     written after installation."""
 
+    early_install = None       # (python, future of the install) once start_install ran
+
     @staticmethod
     def extra_options(extra_vars=None):
         extra_vars = PythonBundle.extra_options(extra_vars)
@@ -271,14 +273,11 @@ class StackgenBundle(PythonBundle):
         super().check_readiness_step()
 
     def installer_sources(self):
-        """The verified source of every extension, in exts_list order."""
-        exts = self.ext_instances or self.exts
-        name = (lambda e: e.name) if self.ext_instances else (lambda e: e['name'])
-        src = (lambda e: e.src) if self.ext_instances else (lambda e: e.get('src'))
-        missing = [name(e) for e in exts if not src(e)]
+        """The source of every extension, as the fetch step found and verified it."""
+        missing = [ext['name'] for ext in self.exts if not ext.get('src')]
         if missing:
             raise EasyBuildError("no verified source for: %s", ', '.join(missing))
-        return [src(e) for e in exts]
+        return [ext['src'] for ext in self.exts]
 
     def installer(self, python):
         uv = os.environ.get(UV_ENV)
@@ -290,7 +289,6 @@ class StackgenBundle(PythonBundle):
         """The one installer call, started in the background with the base's
         python named by stackgen (BASE_PYTHON_ENV); without it, or with no
         extensions, the extensions step installs as PythonBundle would."""
-        self.early_install = None
         python = os.environ.get(BASE_PYTHON_ENV)
         if not python or self.dry_run or not self.exts:
             return
@@ -306,8 +304,8 @@ class StackgenBundle(PythonBundle):
         self.log.info("Installing %d extensions in one call, from the ready step on: %s",
                       len(self.exts), shlex.join(argv))
         pool = ThreadPoolExecutor(max_workers=1)        # as EasyBlock runs async commands
-        self.early_install = (python, pool, pool.submit(run_shell_cmd, argv, use_bash=False,
-                                                        asynchronous=True))
+        self.early_install = (python, pool.submit(run_shell_cmd, argv, use_bash=False,
+                                                  asynchronous=True))
         pool.shutdown(wait=False)
 
     def await_dependencies(self):
@@ -333,7 +331,7 @@ class StackgenBundle(PythonBundle):
 
     def make_installdir(self, dontcreate=None):
         """EasyBlock's, but an install under way since the ready step is kept."""
-        if getattr(self, 'early_install', None):
+        if self.early_install:
             self.log.info("Keeping %s: the wheels are being installed into it", self.installdir)
             return
         super().make_installdir(dontcreate=dontcreate)
@@ -346,16 +344,15 @@ class StackgenBundle(PythonBundle):
         if not install or self.dry_run or not self.ext_instances:
             return super().install_all_extensions(install=install)
         python = shutil.which(self.python_cmd) or self.python_cmd
-        early = getattr(self, 'early_install', None)
-        if early:
-            early_python, _pool, running = early
+        if self.early_install:
+            early_python, running = self.early_install
             running.result()             # raises as run_shell_cmd does when it failed
             if os.path.realpath(early_python) != os.path.realpath(python):
                 raise EasyBuildError("the wheels were installed for %s, but the base module's "
                                      "python is %s", early_python, python)
         else:
             argv = self.installer(python)
-            self.log.info("Installing %d extensions in one call: %s", len(self.ext_instances),
+            self.log.info("Installing %d extensions in one call: %s", len(self.exts),
                           shlex.join(argv))
             run_shell_cmd(argv, use_bash=False)
         remove_file(os.path.join(self.installdir, '.lock'))     # uv's, for the prefix
