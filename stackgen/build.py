@@ -158,10 +158,12 @@ class EasyBuild:
 
 def prune_failed_runs(tmpdir: Path, keep_days: float = 30, now: float | None = None) -> list[Path]:
     """EasyBuild removes its temporary folder after a successful run and keeps
-    it, with the log the failure message points at, after a failed one:
+    it, with the log the failure message points at, after a failed one; a
+    build_modules status folder outlives a `stackgen build` that was killed:
     drop those older than `keep_days`, before they pile up in the cache."""
     cutoff = (time.time() if now is None else now) - keep_days * 86400
-    old = [p for p in Path(tmpdir).glob("eb-*") if p.is_dir() and p.stat().st_mtime < cutoff]
+    old = [p for pattern in ("eb-*", f"{STATUS_PREFIX}*") for p in Path(tmpdir).glob(pattern)
+           if p.is_dir() and p.stat().st_mtime < cutoff]
     for folder in old:
         shutil.rmtree(folder, ignore_errors=True)
     return old
@@ -222,6 +224,10 @@ def check_source_build(lock: Lock, wheelhouse: Path, cache: Path) -> None:
         "then `stackgen lock --upgrade-package jupyterlab`; or drop source_extensions")
 
 
+# The folder where build_modules marks each module built or failed, for the
+# runs waiting for it (StackgenBundle's STACKGEN_BUILD_STATUS), in eb/tmp/.
+STATUS_PREFIX = "stackgen-status-"
+
 # A run that waits for others installs at a lower CPU priority, one step per
 # level of waiting: the runs it waits for, and their installs, come first.
 INSTALL_NICENESS_STEP = 7
@@ -253,7 +259,8 @@ def build_modules(eb: EasyBuild, todo: list[tuple[Module, str]], lmod_cmd: str,
     running: dict[Future, Module] = {}
     failure: BaseException | None = None
     lock = threading.Lock()
-    status = Path(tempfile.mkdtemp(prefix="status-", dir=eb.workdir))
+    (eb.workdir / "tmp").mkdir(parents=True, exist_ok=True)
+    status = Path(tempfile.mkdtemp(prefix=STATUS_PREFIX, dir=eb.workdir / "tmp"))
 
     def say(message: str) -> None:
         with lock:

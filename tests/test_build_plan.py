@@ -93,7 +93,7 @@ def run_order(monkeypatch, tmp_path, todo, jobs, fail=None, events=None, start_e
     monkeypatch.setattr(build, "_build_one", fake_build_one)
     build.build_modules(SimpleNamespace(workdir=tmp_path), todo, lmod_cmd="lmod",
                         progress=lambda message: None, jobs=jobs, start_early=start_early)
-    assert not list(tmp_path.glob("status-*")), "the status folder is left behind"
+    assert not list(tmp_path.rglob("stackgen-status-*")), "the status folder is left behind"
     return events
 
 
@@ -180,9 +180,11 @@ def test_failed_runs_kept_by_easybuild_are_dropped_after_a_month(tmp_path):
 
     from stackgen.build import prune_failed_runs
     now = 1_800_000_000
-    for name, age_days in (("eb-old", 31), ("eb-recent", 2), ("not-eb", 99)):
+    for name, age_days in (("eb-old", 31), ("eb-recent", 2), ("not-eb", 99),
+                           ("stackgen-status-old", 31)):
         folder = tmp_path / name
         (folder / "x").mkdir(parents=True)
         os.utime(folder, (now - age_days * 86400, now - age_days * 86400))
-    assert [p.name for p in prune_failed_runs(tmp_path, now=now)] == ["eb-old"]
+    assert sorted(p.name for p in prune_failed_runs(tmp_path, now=now)) == \
+        ["eb-old", "stackgen-status-old"]
     assert sorted(p.name for p in tmp_path.iterdir()) == ["eb-recent", "not-eb"]

@@ -101,3 +101,25 @@ def test_the_library_dirs_probe_runs_in_one_interpreter_start():
                          check=True).stdout
     version = "%d.%d" % sys.version_info[:2]
     assert f"lib/python{version}/site-packages" in pylibdirs(out)
+
+
+def test_a_run_waits_for_the_marks_of_the_modules_it_loads(tmp_path):
+    import threading
+
+    from stackgen.easyblocks.stackgenbundle import await_marks
+    (tmp_path / "common-1.built").touch()
+    later = threading.Timer(0.1, (tmp_path / "dask-1.built").touch)
+    later.start()
+    await_marks(str(tmp_path), ["common/1", "dask/1"], alive=lambda: True, poll=0.01)
+    assert (tmp_path / "dask-1.built").exists()
+
+
+def test_a_run_stops_waiting_when_a_module_failed_or_its_stackgen_is_gone(tmp_path):
+    from stackgen.easyblocks.stackgenbundle import await_marks
+    (tmp_path / "dask-1.failed").touch()
+    with pytest.raises(Exception, match="not built: dask/1, which this module loads, failed"):
+        await_marks(str(tmp_path), ["dask/1"], alive=lambda: True, poll=0.01)
+    with pytest.raises(Exception, match="not built: ipyparallel/1.*build that started this run"):
+        await_marks(str(tmp_path), ["ipyparallel/1"], alive=lambda: False, poll=0.01)
+    with pytest.raises(Exception, match="has ended"):
+        await_marks(str(tmp_path / "gone"), ["ipyparallel/1"], alive=lambda: True, poll=0.01)

@@ -204,6 +204,28 @@ def copy_easyconfig(cfg, validate=None):
     return new
 
 
+def await_marks(status, modules, alive, poll=AWAIT_POLL):
+    """Return once each of `modules` ("name/version") has its NAME-VERSION.built
+    mark in the folder `status`; raise when one is marked .failed, or when
+    the folder is gone or `alive()` is false (whoever set the wait ended
+    without marking: a run must not wait for ever)."""
+    waiting = list(modules)
+    while True:
+        for module in list(waiting):
+            mark = os.path.join(status, module.replace('/', '-'))
+            if os.path.exists(mark + '.failed'):
+                raise EasyBuildError("not built: %s, which this module loads, failed to build",
+                                     module)
+            if os.path.exists(mark + '.built'):
+                waiting.remove(module)
+        if not waiting:
+            return
+        if not os.path.isdir(status) or not alive():
+            raise EasyBuildError("not built: %s, which this module loads; the stackgen build "
+                                 "that started this run has ended", ', '.join(waiting))
+        time.sleep(poll)
+
+
 class StackgenBundle(PythonBundle):
     """PythonBundle installed in one installer call, plus site settings
     written after installation."""
@@ -310,23 +332,16 @@ class StackgenBundle(PythonBundle):
 
     def await_dependencies(self):
         """Wait until every module named in AWAIT_ENV is marked built in
-        STATUS_ENV; fail when one is marked failed."""
+        STATUS_ENV (await_marks); fail when one is marked failed, or when
+        the `stackgen build` that started this run is gone."""
         waiting = [m for m in os.environ.get(AWAIT_ENV, '').split(',') if m]
         status = os.environ.get(STATUS_ENV)
         if not waiting or not status:
             return
         print_msg("waiting for %s to be built..." % ', '.join(waiting), log=self.log)
+        parent = os.getppid()
         started = time.time()
-        while waiting:
-            for module in list(waiting):
-                mark = os.path.join(status, module.replace('/', '-'))
-                if os.path.exists(mark + '.failed'):
-                    raise EasyBuildError("not built: %s, which this module loads, failed to build",
-                                         module)
-                if os.path.exists(mark + '.built'):
-                    waiting.remove(module)
-            if waiting:
-                time.sleep(AWAIT_POLL)
+        await_marks(status, waiting, alive=lambda: os.getppid() == parent)
         self.log.info("Waited %.1f s for the modules this one loads", time.time() - started)
 
     def make_installdir(self, dontcreate=None):
