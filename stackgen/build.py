@@ -285,11 +285,11 @@ def build_modules(eb: EasyBuild, todo: list[tuple[Module, str]], lmod_cmd: str,
     try:
         with ThreadPoolExecutor(max_workers=jobs) as pool:
             while pending or running:
-                startable = failure is None
-                while startable and len(running) < jobs:
-                    startable = next((m for m in pending if ready(m)), None)
-                    if startable:
-                        running[start(startable)] = startable
+                while failure is None and len(running) < jobs:
+                    module = next((m for m in pending if ready(m)), None)
+                    if module is None:
+                        break
+                    running[start(module)] = module
                 if not running:
                     break          # nothing can start: a failure, or a dependency cycle
                 finished, _ = wait(running, return_when=FIRST_COMPLETED)
