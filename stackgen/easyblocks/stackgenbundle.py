@@ -194,12 +194,8 @@ def copy_easyconfig(cfg, validate=None):
     """What EasyConfig.copy() returns, without parsing the easyconfig again:
     a deep copy sharing only the logger (every attribute equal to copy()'s,
     each with its own modules tool and toolchain objects, as copy() gives)."""
-    shadowing = cfg.__dict__.pop('copy', None)       # set by init_ext_instances
-    try:
-        new = copy.deepcopy(cfg, {id(cfg.log): cfg.log})
-    finally:
-        if shadowing is not None:
-            cfg.copy = shadowing
+    new = copy.deepcopy(cfg, {id(cfg.log): cfg.log})
+    new.__dict__.pop('copy', None)       # init_ext_instances' shadowing, not the copy's
     new.validation = cfg.validation if validate is None else validate
     return new
 
