@@ -270,13 +270,10 @@ def build_modules(eb: EasyBuild, todo: list[tuple[Module, str]], lmod_cmd: str,
         unbuilt = [*pending, *([] if start_early else running.values())]
         return not {m.name for m in unbuilt}.intersection(module.depends)
 
-    def awaited(module: Module) -> tuple[Module, ...]:
-        return tuple(m for m in running.values() if m.name in module.depends)
-
     levels: dict[str, int] = {}      # how many runs deep a run waits
 
     def start(module: Module) -> Future:
-        waits_for = awaited(module)
+        waits_for = [m for m in running.values() if m.name in module.depends]
         levels[module.name] = 1 + max((levels[m.name] for m in waits_for), default=-1)
         return pool.submit(_build_one, eb, module, pending.pop(module), lmod_cmd, say,
                            tuple(m.full_name for m in waits_for), status,
