@@ -84,7 +84,9 @@ def run_order(monkeypatch, tmp_path, todo, jobs, fail=None, events=None, start_e
                 time.sleep(0.005)
         with lock:
             events.append(("work", module.name))
-        time.sleep(0.05)
+        # the failing module takes longest: what else runs beside it has
+        # started and ended before its failure is seen
+        time.sleep(0.15 if module.name == fail else 0.05)
         with lock:
             events.append(("end", module.name))
         if module.name == fail:
@@ -159,6 +161,17 @@ def test_after_a_failure_the_running_build_ends_and_nothing_new_starts(monkeypat
     assert ("work", "jupyterlab") not in events
     failed_at = events.index(("end", "dask"))
     assert not [e for e in events[failed_at:] if e[0] == "start"], events
+
+
+def test_after_a_failure_no_pending_module_starts(monkeypatch, tmp_path):
+    import pytest
+
+    from stackgen.errors import StackgenError
+    todo = [(m, "not installed") for m in stack_modules(tmp_path)]
+    events = []
+    with pytest.raises(StackgenError, match="failed to build dask/1"):
+        run_order(monkeypatch, tmp_path, todo, jobs=1, fail="dask", events=events)
+    assert [name for kind, name in events if kind == "start"] == ["common", "dask"]
 
 
 def test_a_run_waiting_for_a_failed_module_fails_and_the_first_failure_is_raised(
