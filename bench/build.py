@@ -40,11 +40,11 @@ from pathlib import Path
 
 from reference import DEFAULT_SPEC, Reference, pip_install_flat, reference  # noqa: E402
 
-from stackgen import build as build_mod  # noqa: E402
-from stackgen import lmod  # noqa: E402
-from stackgen import render as render_mod  # noqa: E402
-from stackgen.run import run  # noqa: E402
-from stackgen.ui import default_cache  # noqa: E402
+from stackgen.common.run import run  # noqa: E402
+from stackgen.common.ui import default_cache  # noqa: E402
+from stackgen.site import build as build_mod  # noqa: E402
+from stackgen.site import lmod  # noqa: E402
+from stackgen.site import render as render_mod  # noqa: E402
 
 _STEP = re.compile(r"^==> (\S+): (?!\.\.\. )(.*?)\.\.\.$")
 

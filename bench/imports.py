@@ -25,7 +25,7 @@ from pathlib import Path
 
 from reference import DEFAULT_SPEC, pip_install_flat, reference  # noqa: E402
 
-from stackgen.run import run  # noqa: E402
+from stackgen.common.run import run  # noqa: E402
 
 IMPORTS = "import jupyterlab, dask.distributed, ipyparallel"
 METADATA_CALLS = ("stat", "lstat", "fstat", "newfstatat", "statx", "fstatat64", "openat", "open",

@@ -18,10 +18,10 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stackgen.base import load_base  # noqa: E402
-from stackgen.resolve import Request, resolve  # noqa: E402
-from stackgen.spec import load_stack  # noqa: E402
-from stackgen.ui import default_cache  # noqa: E402
+from stackgen.common.ui import default_cache  # noqa: E402
+from stackgen.site.base import load_base  # noqa: E402
+from stackgen.site.resolvers import Request, resolve  # noqa: E402
+from stackgen.site.spec import load_stack  # noqa: E402
 
 
 def timed(resolver: str, request: Request, base, cache: Path) -> tuple[float, int]:

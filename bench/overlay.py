@@ -26,7 +26,7 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stackgen.overlay import disk_usage  # noqa: E402
+from stackgen.user.overlay import disk_usage  # noqa: E402
 
 
 def login_shell(script: str, env: dict[str, str]) -> tuple[float, subprocess.CompletedProcess]:

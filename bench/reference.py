@@ -10,12 +10,12 @@ from pathlib import Path
 
 sys.path.insert(0, str(Path(__file__).resolve().parent.parent))
 
-from stackgen import lock as lockfile  # noqa: E402
-from stackgen.base import Base, load_base  # noqa: E402
-from stackgen.lock import Lock  # noqa: E402
-from stackgen.run import run  # noqa: E402
-from stackgen.spec import Stack, load_stack  # noqa: E402
-from stackgen.ui import default_cache  # noqa: E402
+from stackgen.common.run import run  # noqa: E402
+from stackgen.common.ui import default_cache  # noqa: E402
+from stackgen.site import lockfile  # noqa: E402
+from stackgen.site.base import Base, load_base  # noqa: E402
+from stackgen.site.lockfile import Lock  # noqa: E402
+from stackgen.site.spec import Stack, load_stack  # noqa: E402
 
 DEFAULT_SPEC = Path(__file__).resolve().parent.parent / "stack.yaml"
 

@@ -1,3 +1,3 @@
-from stackgen.cli import main
+from stackgen.site.cli import main
 
 raise SystemExit(main())

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from pathlib import Path
 
-from stackgen.build import Module, needs_build
+from stackgen.site.build import Module, needs_build
 
 
 def installed(prefix: Path, module: Module, text: str) -> None:
@@ -60,7 +60,7 @@ def stack_modules(tmp_path):
             module("jupyterlab", "dask", "ipyparallel")]
 
 
-def run_order(monkeypatch, tmp_path, todo, jobs, fail=None, events=None, start_early=True):
+def run_order(tmp_path, todo, jobs, fail=None, events=None, start_early=True):
     """build_modules with a stand-in for each eb run that waits for the
     modules it is told to await as StackgenBundle does (their marks in the
     status folder); the events it saw: start, work (its waits over), end."""
@@ -68,20 +68,19 @@ def run_order(monkeypatch, tmp_path, todo, jobs, fail=None, events=None, start_e
     import time
     from types import SimpleNamespace
 
-    from stackgen import build
+    from stackgen.site import build
+    from stackgen.site.easyblocks.contract import NotBuilt
     events, lock = [] if events is None else events, threading.Lock()
 
     def fake_build_one(eb, module, why, lmod_cmd, progress, awaits=(), status=None, niceness=0):
         with lock:
             events.append(("start", module.name))
-        for name in awaits:
-            mark = status / name.replace("/", "-")
-            while not mark.with_suffix(".built").exists():
-                if mark.with_suffix(".failed").exists():
-                    with lock:
-                        events.append(("end", module.name))
-                    raise build.StackgenError(f"not built: {name} failed")
-                time.sleep(0.005)
+        try:
+            status.wait_for(awaits, alive=lambda: True, poll=0.005)
+        except NotBuilt as err:
+            with lock:
+                events.append(("end", module.name))
+            raise build.StackgenError(str(err)) from None
         with lock:
             events.append(("work", module.name))
         # the failing module takes longest: what else runs beside it has
@@ -92,17 +91,17 @@ def run_order(monkeypatch, tmp_path, todo, jobs, fail=None, events=None, start_e
         if module.name == fail:
             raise build.StackgenError(f"EasyBuild failed to build {module.full_name}")
 
-    monkeypatch.setattr(build, "_build_one", fake_build_one)
     build.build_modules(SimpleNamespace(workdir=tmp_path), todo, lmod_cmd="lmod",
-                        progress=lambda message: None, jobs=jobs, start_early=start_early)
+                        progress=lambda message: None, jobs=jobs, start_early=start_early,
+                        run_one=fake_build_one)
     assert not list(tmp_path.rglob("stackgen-status-*")), "the status folder is left behind"
     return events
 
 
 def test_a_module_starts_while_those_it_loads_build_and_works_after_them(
-        monkeypatch, tmp_path):
+        tmp_path):
     todo = [(m, "not installed") for m in stack_modules(tmp_path)]
-    events = run_order(monkeypatch, tmp_path, todo, jobs=4)
+    events = run_order(tmp_path, todo, jobs=4)
     at = {event: i for i, event in enumerate(events)}
     for module in stack_modules(tmp_path):
         for dep in module.depends:
@@ -113,9 +112,9 @@ def test_a_module_starts_while_those_it_loads_build_and_works_after_them(
 
 
 def test_without_early_starts_a_module_starts_after_those_it_loads_are_built(
-        monkeypatch, tmp_path):
+        tmp_path):
     todo = [(m, "not installed") for m in stack_modules(tmp_path)]
-    events = run_order(monkeypatch, tmp_path, todo, jobs=4, start_early=False)
+    events = run_order(tmp_path, todo, jobs=4, start_early=False)
     at = {event: i for i, event in enumerate(events)}
     for module in stack_modules(tmp_path):
         for dep in module.depends:
@@ -125,9 +124,9 @@ def test_without_early_starts_a_module_starts_after_those_it_loads_are_built(
         min(at[("end", "dask")], at[("end", "ipyparallel")]), events
 
 
-def test_two_jobs_run_two_eb_runs_at_a_time(monkeypatch, tmp_path):
+def test_two_jobs_run_two_eb_runs_at_a_time(tmp_path):
     todo = [(m, "not installed") for m in stack_modules(tmp_path)]
-    events = run_order(monkeypatch, tmp_path, todo, jobs=2)
+    events = run_order(tmp_path, todo, jobs=2)
     live = peak = 0
     for kind, _ in events:
         live += {"start": 1, "end": -1}.get(kind, 0)
@@ -135,54 +134,54 @@ def test_two_jobs_run_two_eb_runs_at_a_time(monkeypatch, tmp_path):
     assert peak == 2, events
 
 
-def test_one_job_builds_one_module_at_a_time_in_plan_order(monkeypatch, tmp_path):
+def test_one_job_builds_one_module_at_a_time_in_plan_order(tmp_path):
     todo = [(m, "not installed") for m in stack_modules(tmp_path)]
-    events = run_order(monkeypatch, tmp_path, todo, jobs=1)
+    events = run_order(tmp_path, todo, jobs=1)
     assert [name for kind, name in events if kind == "start"] == \
         ["common", "dask", "ipyparallel", "jupyterlab"]
     assert all(events[i][1] == events[i + 2][1] for i in range(0, len(events), 3))
 
 
-def test_a_module_not_to_build_is_not_waited_for(monkeypatch, tmp_path):
+def test_a_module_not_to_build_is_not_waited_for(tmp_path):
     common, dask, _, _ = stack_modules(tmp_path)
-    events = run_order(monkeypatch, tmp_path, [(dask, "its easyconfig changed")], jobs=2)
+    events = run_order(tmp_path, [(dask, "its easyconfig changed")], jobs=2)
     assert events == [("start", "dask"), ("work", "dask"), ("end", "dask")]
 
 
-def test_after_a_failure_the_running_build_ends_and_nothing_new_starts(monkeypatch, tmp_path):
+def test_after_a_failure_the_running_build_ends_and_nothing_new_starts(tmp_path):
     import pytest
 
-    from stackgen.errors import StackgenError
+    from stackgen.common.errors import StackgenError
     todo = [(m, "not installed") for m in stack_modules(tmp_path)]
     events = []
     with pytest.raises(StackgenError, match="failed to build dask/1"):
-        run_order(monkeypatch, tmp_path, todo, jobs=2, fail="dask", events=events)
+        run_order(tmp_path, todo, jobs=2, fail="dask", events=events)
     assert ("end", "ipyparallel") in events
     assert ("work", "jupyterlab") not in events
     failed_at = events.index(("end", "dask"))
     assert not [e for e in events[failed_at:] if e[0] == "start"], events
 
 
-def test_after_a_failure_no_pending_module_starts(monkeypatch, tmp_path):
+def test_after_a_failure_no_pending_module_starts(tmp_path):
     import pytest
 
-    from stackgen.errors import StackgenError
+    from stackgen.common.errors import StackgenError
     todo = [(m, "not installed") for m in stack_modules(tmp_path)]
     events = []
     with pytest.raises(StackgenError, match="failed to build dask/1"):
-        run_order(monkeypatch, tmp_path, todo, jobs=1, fail="dask", events=events)
+        run_order(tmp_path, todo, jobs=1, fail="dask", events=events)
     assert [name for kind, name in events if kind == "start"] == ["common", "dask"]
 
 
 def test_a_run_waiting_for_a_failed_module_fails_and_the_first_failure_is_raised(
-        monkeypatch, tmp_path):
+        tmp_path):
     import pytest
 
-    from stackgen.errors import StackgenError
+    from stackgen.common.errors import StackgenError
     todo = [(m, "not installed") for m in stack_modules(tmp_path)]
     events = []
     with pytest.raises(StackgenError, match="failed to build common/1"):
-        run_order(monkeypatch, tmp_path, todo, jobs=4, fail="common", events=events)
+        run_order(tmp_path, todo, jobs=4, fail="common", events=events)
     assert {name for kind, name in events if kind == "end"} == \
         {"common", "dask", "ipyparallel", "jupyterlab"}
     assert [name for kind, name in events if kind == "work"] == ["common"]
@@ -191,7 +190,7 @@ def test_a_run_waiting_for_a_failed_module_fails_and_the_first_failure_is_raised
 def test_failed_runs_kept_by_easybuild_are_dropped_after_a_month(tmp_path):
     import os
 
-    from stackgen.build import prune_failed_runs
+    from stackgen.site.build import prune_failed_runs
     now = 1_800_000_000
     for name, age_days in (("eb-old", 31), ("eb-recent", 2), ("not-eb", 99),
                            ("stackgen-status-old", 31)):

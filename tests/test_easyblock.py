@@ -10,8 +10,8 @@ from types import SimpleNamespace
 
 import pytest
 
-from stackgen.easyblocks.stackgenbundle import (IMPORT_CHECK, IMPORT_MARK, import_checks,
-                                               import_failures, installer_argv)
+from stackgen.site.easyblocks.install import IMPORT_CHECK, IMPORT_MARK, import_failures, installer_argv
+from stackgen.site.easyblocks.stackgenbundle import import_checks
 
 
 def test_uv_installs_everything_in_one_call_without_resolving():
@@ -80,7 +80,7 @@ def test_import_check_script_runs_every_import_in_one_process(tmp_path):
 
 
 def test_python_library_dirs_are_read_as_easybuild_reads_them():
-    from stackgen.easyblocks.stackgenbundle import pylibdirs
+    from stackgen.site.easyblocks.install import pylibdirs
     as_json = lambda *paths: "a warning first\n" + json.dumps(list(paths)) + "\n"  # noqa: E731
     assert pylibdirs(as_json("/tmp/lib/python3.11/site-packages",
                              "/tmp/lib/python3.11/site-packages")) == ["lib/python3.11/site-packages"]
@@ -96,7 +96,7 @@ def test_python_library_dirs_are_read_as_easybuild_reads_them():
 
 
 def test_the_library_dirs_probe_runs_in_one_interpreter_start():
-    from stackgen.easyblocks.stackgenbundle import PYLIBDIRS, pylibdirs
+    from stackgen.site.easyblocks.install import PYLIBDIRS, pylibdirs
     out = subprocess.run([sys.executable, "-c", PYLIBDIRS], capture_output=True, text=True,
                          check=True).stdout
     version = "%d.%d" % sys.version_info[:2]
@@ -106,20 +106,20 @@ def test_the_library_dirs_probe_runs_in_one_interpreter_start():
 def test_a_run_waits_for_the_marks_of_the_modules_it_loads(tmp_path):
     import threading
 
-    from stackgen.easyblocks.stackgenbundle import await_marks
+    from stackgen.site.easyblocks.contract import BuildStatus
     (tmp_path / "common-1.built").touch()
     later = threading.Timer(0.1, (tmp_path / "dask-1.built").touch)
     later.start()
-    await_marks(str(tmp_path), ["common/1", "dask/1"], alive=lambda: True, poll=0.01)
+    BuildStatus(tmp_path).wait_for(["common/1", "dask/1"], alive=lambda: True, poll=0.01)
     assert (tmp_path / "dask-1.built").exists()
 
 
 def test_a_run_stops_waiting_when_a_module_failed_or_its_stackgen_is_gone(tmp_path):
-    from stackgen.easyblocks.stackgenbundle import await_marks
+    from stackgen.site.easyblocks.contract import BuildStatus
     (tmp_path / "dask-1.failed").touch()
     with pytest.raises(Exception, match="not built: dask/1, which this module loads, failed"):
-        await_marks(str(tmp_path), ["dask/1"], alive=lambda: True, poll=0.01)
+        BuildStatus(tmp_path).wait_for(["dask/1"], alive=lambda: True, poll=0.01)
     with pytest.raises(Exception, match="not built: ipyparallel/1.*build that started this run"):
-        await_marks(str(tmp_path), ["ipyparallel/1"], alive=lambda: False, poll=0.01)
+        BuildStatus(tmp_path).wait_for(["ipyparallel/1"], alive=lambda: False, poll=0.01)
     with pytest.raises(Exception, match="has ended"):
-        await_marks(str(tmp_path / "gone"), ["ipyparallel/1"], alive=lambda: True, poll=0.01)
+        BuildStatus(tmp_path / "gone").wait_for(["ipyparallel/1"], alive=lambda: True, poll=0.01)

@@ -10,9 +10,10 @@ from functools import partial
 
 import pytest
 
-from stackgen.fetch import HashMismatch, fetch
-from stackgen.lock import Lock, LockedPackage, LockHeader
-from stackgen.npm import LockedNpm
+from stackgen.common.download import HashMismatch
+from stackgen.site.fetch import fetch
+from stackgen.site.lockfile import Lock, LockedPackage, LockHeader
+from stackgen.site.npm import LockedNpm
 
 HEADER = LockHeader(stack="demo", version="1", spec_digest="sha256:0", requirements=(),
                     depends=(), base_module="cray-python/3.11",
@@ -132,7 +133,7 @@ def test_npm_tarballs_are_fetched_and_checked_by_their_integrity(index, tmp_path
 def test_missing_core_npm_packages_are_named_before_a_source_build(index, tmp_path):
     import zipfile
 
-    from stackgen.npm import missing_core_tarballs
+    from stackgen.site.npm import missing_core_tarballs
     served, url = index
     (served / "@jupyterlab" / "application" / "-").mkdir(parents=True)
     (served / "@jupyterlab" / "application" / "-" / "application-4.6.4.tgz").write_bytes(b"x")

@@ -5,14 +5,13 @@ else; the single-user launcher's handling of ~/.jupyterhub.env."""
 from __future__ import annotations
 
 import json
-import os
 import subprocess
 
 import pytest
 
-from stackgen.errors import InputError
-from stackgen.kernels import KernelSpec, kernel_json, launcher_text, parse_env, slug
-from stackgen.templating import environment
+from stackgen.common.errors import InputError
+from stackgen.common.kernels import KernelSpec, kernel_json, launcher_text, parse_env, slug
+from stackgen.common.templating import environment
 
 NASTY = "it's \"my\" kernel $(touch {marker}) `touch {marker}` ; touch {marker}"
 
@@ -95,7 +94,7 @@ def test_singleuser_reports_a_broken_env_file_and_starts_anyway(tmp_path):
 
 
 def test_lab_build_environment_is_one_for_centre_and_users(tmp_path):
-    from stackgen import labbuild
+    from stackgen.common import labbuild
     env = labbuild.environment("/opt/node/bin", tmp_path, "/usr/bin")
     assert env["PATH"] == "/opt/node/bin:/usr/bin"
     assert labbuild.environment("/opt/node/bin", tmp_path, env["PATH"])["PATH"] == env["PATH"]

@@ -1,4 +1,4 @@
-"""The cache of built JupyterLab app dirs (stackgen.labbuild): its key, and
+"""The cache of built JupyterLab app dirs (stackgen.common.labbuild): its key, and
 that a restored build is the stored one, moved to where it is restored.
 The real build and restore run in the e2e build (test_stack_e2e)."""
 
@@ -7,7 +7,7 @@ from __future__ import annotations
 import json
 import os
 
-from stackgen import labbuild
+from stackgen.common import labbuild
 
 
 def staging(tmp_path, yarn_lock="lock 1\n"):

@@ -5,17 +5,16 @@ from __future__ import annotations
 
 import pytest
 
-from stackgen import lock as lockfile
-from stackgen.base import BaseIdentity
-from stackgen.errors import InputError
-from stackgen.lmod import apply_python
-from stackgen.npm import LockedNpm
-from stackgen.locking import dependency_graph, header_for
-from stackgen.resolve import explain_conflict, parse_resolved
-from stackgen.run import clean_env, run
-from stackgen.errors import CommandError
-from stackgen.spec import load_stack
-from stackgen.staleness import stale_reasons
+from stackgen.common.errors import CommandError, InputError
+from stackgen.common.run import clean_env, run
+from stackgen.site import lockfile
+from stackgen.site.base import BaseIdentity
+from stackgen.site.check import stale_reasons
+from stackgen.site.lmod import apply_python
+from stackgen.site.lock import dependency_graph, header_for
+from stackgen.site.npm import LockedNpm
+from stackgen.site.resolvers import explain_conflict, parse_resolved
+from stackgen.site.spec import load_stack
 
 STACK = """\
 stack: {name: demo, version: "1"}

@@ -3,7 +3,6 @@ the real base (the cray-python stand-in loaded through Lmod)."""
 
 from __future__ import annotations
 
-import os
 import signal
 import subprocess
 import sys
@@ -11,8 +10,9 @@ import time
 
 import pytest
 
+from stackgen.site import lockfile
+
 from conftest import REPO, run_stackgen, write_stack
-from stackgen import lock as lockfile
 
 pytestmark = [pytest.mark.network, pytest.mark.lmod]
 
@@ -66,9 +66,9 @@ def test_lock_names_pypi_only_and_no_local_path(locked):
 
 def test_pip_accepts_the_lock_with_require_hashes(locked, tmp_path):
     folder, data, _ = locked
-    from stackgen.base import load_base
-    from stackgen.run import clean_env
-    from stackgen.spec import load_stack
+    from stackgen.common.run import clean_env
+    from stackgen.site.base import load_base
+    from stackgen.site.spec import load_stack
     base = load_base(load_stack(folder / "stack.yaml").base)
     result = subprocess.run(
         [str(base.python), "-m", "pip", "install", "--dry-run", "--ignore-installed",

@@ -15,7 +15,7 @@ import pytest
 import yaml
 
 from conftest import REPO, run_stackgen, write_stack
-from e2e import E2E_USER, LabServer, ensure_user, login_shell, page_config, with_lab
+from e2e import E2E_USER, LabServer, ensure_user, login_shell, page_config
 
 pytestmark = [pytest.mark.slow, pytest.mark.network, pytest.mark.lmod]
 

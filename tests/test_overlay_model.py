@@ -9,18 +9,21 @@ import zipfile
 
 import pytest
 
-from stackgen.errors import InputError
-from stackgen.overlay import Central, Extension, Manifest, Overlay, refuse_central, status
-from stackgen.overlay_install import explain, labextensions_in, parse_requirement
+from stackgen.common.errors import InputError
+from stackgen.user.overlay import Central, Extension, Manifest, Overlay, refuse_central, status
+from stackgen.user.overlay_install import explain, labextensions_in, parse_requirement
 
 ENV = {"STACKGEN_STACK": "jupyter", "STACKGEN_STACK_VERSION": "2026.11",
        "STACKGEN_BUNDLE": "sha256:aa", "STACKGEN_APP_DIR": "/central/share/jupyter/lab",
-       "STACKGEN_PYTHON_VERSION": "3.11"}
+       "STACKGEN_PYTHON_VERSION": "3.11", "STACKGEN_MODULE": "lab/2026.11",
+       "STACKGEN_MODULEPATH": "/central/software/lab/2026.11/../../../modules/all"}
 
 
 def test_central_comes_from_the_module_and_its_absence_is_explained():
     central = Central.from_environment(ENV)
     assert (central.stack, central.version, central.python_version) == ("jupyter", "2026.11", "3.11")
+    # the lab module as stack.yaml names it, and where the stack's module files are
+    assert (central.module, str(central.modulepath)) == ("lab/2026.11", "/central/modules/all")
     with pytest.raises(InputError) as err:
         Central.from_environment({})
     assert "module load jupyterlab" in err.value.hint
@@ -116,13 +119,14 @@ def test_an_interrupted_change_is_cleaned_up_by_the_next(tmp_path):
     ("@acme/ext", ("@acme/ext", "@acme/ext", "")),
 ])
 def test_source_extension_names(spec, expected):
-    from stackgen.overlay_install import source_extension
+    from stackgen.user.overlay_install import source_extension
     assert source_extension(spec) == expected
 
 
 def test_a_local_tarball_is_named_by_its_package_json(tmp_path):
     import tarfile
-    from stackgen.overlay_install import source_extension
+
+    from stackgen.user.overlay_install import source_extension
     (tmp_path / "package").mkdir()
     (tmp_path / "package" / "package.json").write_text('{"name": "my-ext", "version": "0.1.0"}')
     tarball = tmp_path / "my-ext-0.1.0.tgz"
@@ -145,7 +149,7 @@ def test_two_changes_at_once_take_turns(tmp_path):
     holder = subprocess.Popen([sys.executable, "-c", f"""
 import time
 from pathlib import Path
-from stackgen.overlay import Overlay
+from stackgen.user.overlay import Overlay
 with Overlay(Path({str(overlay.root)!r})).locked():
     Path({str(order)!r}).write_text("first\\n")
     time.sleep(1.5)

@@ -7,12 +7,12 @@ import zipfile
 
 import pytest
 
-from stackgen import lock as lockfile
-from stackgen.lock import Lock, LockedPackage
-from stackgen.render import modulename, plan, render
-from stackgen.templating import LINE_LIMIT, py_wrapped
-from stackgen.spec import load_stack
-from stackgen.wheels import top_level_names
+from stackgen.common.templating import LINE_LIMIT, py_wrapped
+from stackgen.site import lockfile
+from stackgen.site.lockfile import Lock, LockedPackage
+from stackgen.site.render import modulename, plan, render
+from stackgen.site.spec import load_stack
+from stackgen.site.wheels import top_level_names
 
 STACK = """\
 stack: {name: demo, version: "1"}
@@ -44,8 +44,8 @@ def stack_and_lock(tmp_path):
                 pkg("ipyparallel", ["tornado", "traitlets"]), pkg("traitlets"),
                 pkg("jupyterlab", ["traitlets", "toolz", "jinja2"]), pkg("jinja2"),
                 pkg("lab-ext", ["jupyterlab"])]
-    from stackgen.base import BaseIdentity
-    from stackgen.locking import header_for
+    from stackgen.site.base import BaseIdentity
+    from stackgen.site.lock import header_for
 
     class Base:
         identity = BaseIdentity("cray-python/3.11", "3.11.7", "cpython", "linux-x86_64", ())
@@ -150,7 +150,9 @@ def test_lab_module_describes_its_bundle_and_carries_the_user_command(stack_and_
     assert 'local bundle = table.concat({\n    built_from("demo-common", "1"),\n' \
         '    built_from("dask", "1"),\n' in lab and f'local stack = "{stack.name}"' in lab
     assert "stackgen_user_command = " in lab
-    assert 'prepend_path("PYTHONPATH", pathJoin(overlay, "lib", "python" .. "3.11"' in lab
+    assert 'prepend_path("PYTHONPATH", pathJoin(overlay, "lib", "python3.11", "site-packages"' in lab
+    # the lab module is found by the name and version stack.yaml gives it
+    assert 'setenv("STACKGEN_MODULE", "lab/1")' in lab
     # the overlay sits between the user's own folders and the central ones
     assert lab.index('prepend_path("JUPYTER_PATH", pathJoin(overlay') < \
         lab.index('prepend_path("JUPYTER_PATH", user_data)')
@@ -159,5 +161,5 @@ def test_lab_module_describes_its_bundle_and_carries_the_user_command(stack_and_
 
 
 def test_node_pin_is_the_one_stackgen_installs(repo):
-    from stackgen.node import NODE_WHEEL
+    from stackgen.common.node import NODE_WHEEL
     assert NODE_WHEEL in (repo / "requirements.txt").read_text()

@@ -5,9 +5,9 @@ from __future__ import annotations
 
 import dataclasses
 
-from stackgen import schema as schema_mod
-from stackgen import spec
-from stackgen.schemadoc import markdown
+from stackgen.site import schema as schema_mod
+from stackgen.site import spec
+from stackgen.site.schemadoc import markdown
 
 
 def walk(node, path=""):

@@ -7,9 +7,10 @@ import hashlib
 
 import pytest
 
+from stackgen.common.errors import SpecError
+from stackgen.site.spec import load_stack
+
 from conftest import run_stackgen
-from stackgen.errors import SpecError
-from stackgen.spec import load_stack
 
 GOOD = """\
 stack:

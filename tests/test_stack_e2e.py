@@ -6,13 +6,11 @@ from __future__ import annotations
 import json
 import re
 import shlex
-import sys
 
 import pytest
 
 from conftest import run_stackgen
-from e2e import (E2E_USER, KERNEL_CLIENT, LabServer, ensure_user, login_shell, page_config,
-                 with_lab, writable_by_others)
+from e2e import KERNEL_CLIENT, LabServer, ensure_user, login_shell, page_config, with_lab, writable_by_others
 
 pytestmark = [pytest.mark.slow, pytest.mark.network, pytest.mark.lmod]
 

@@ -1,0 +1,92 @@
+"""What StackgenBundle writes into an install besides the packages, as pure
+parts testable without EasyBuild: the site's files, the digest of the
+easyconfig a module was built from, the user side of stackgen copied into
+the jupyterlab module, and the launchers: site kernels, the single-user
+server's and the user command's."""
+
+import hashlib
+import json
+import os
+import shutil
+from dataclasses import dataclass
+
+from stackgen.common import kernels, layout
+from stackgen.common.templating import environment
+
+
+def site_file_path(installdir, relpath):
+    """Absolute path of `relpath` inside `installdir`; refuses paths leaving it."""
+    if os.path.isabs(relpath):
+        raise ValueError(f"site_json_files: {relpath} must be relative to the install dir")
+    root = os.path.realpath(installdir)
+    path = os.path.realpath(os.path.join(root, relpath))
+    if os.path.commonpath([root, path]) != root:
+        raise ValueError(f"site_json_files: {relpath} leaves the install dir")
+    return path
+
+
+def site_file_text(data):
+    """The bytes written for one site file: stable, sorted, newline-terminated."""
+    return json.dumps(data, indent=1, sort_keys=True) + "\n"
+
+
+def easyconfig_digest(path):
+    """What the module was built from, as the jupyterlab module's bundle reads it."""
+    with open(path, 'rb') as fh:
+        return 'sha256:' + hashlib.sha256(fh.read()).hexdigest()[:16]
+
+
+# What of the stackgen package runs in the jupyterlab module, for users:
+# everything but the site side (stackgen/site), which only the build host runs.
+USER_SIDE = ("__init__.py", "common", "templates", "user")
+
+
+def copy_user_side(package_dir, target):
+    """Copy the user side of the stackgen package at `package_dir` into
+    `target` (a new folder named stackgen), without bytecode."""
+    os.makedirs(target)
+    for entry in USER_SIDE:
+        source = os.path.join(package_dir, entry)
+        if os.path.isdir(source):
+            shutil.copytree(source, os.path.join(target, entry),
+                            ignore=shutil.ignore_patterns('__pycache__', '*.pyc'))
+        else:
+            shutil.copy2(source, os.path.join(target, entry))
+
+
+@dataclass(frozen=True)
+class Place:
+    """Where a launcher finds the stack: the folder of its module files, the
+    module itself ("name/version") and Lmod's bash init, for a shell that
+    has no `module` yet."""
+
+    modulepath: str
+    module: str
+    lmod_init: str
+
+
+def site_kernel_files(kernel, installdir, place):
+    """(path, text, mode) of the kernel.json and launcher of one site kernel
+    (a dict of the easyconfig's site_kernels) in the install."""
+    folder = os.path.join(installdir, *layout.KERNELS, kernel['name'])
+    spec = kernels.KernelSpec(
+        name=kernel['name'], display_name=kernel.get('display_name') or kernel['name'],
+        stack_module=place.module, modulepath=place.modulepath, lmod_init=place.lmod_init,
+        modules=tuple(kernel.get('modules', ())), env=tuple(sorted(kernel.get('env', {}).items())),
+        metadata=(('site', 'true'),))
+    return [(os.path.join(folder, 'kernel.json'), kernels.kernel_json(spec, folder), 0o644),
+            (os.path.join(folder, kernels.LAUNCHER), kernels.launcher_text(spec), 0o755)]
+
+
+def singleuser_launcher(installdir, place):
+    """(path, text, mode) of bin/stackgen-singleuser, what a spawner runs."""
+    text = environment().get_template('singleuser.sh.j2').render(
+        modulepath=place.modulepath, stack_module=place.module, lmod_init=place.lmod_init)
+    return os.path.join(installdir, *layout.BIN, 'stackgen-singleuser'), text, 0o755
+
+
+def user_launcher(installdir):
+    """(path, text, mode) of bin/stackgen, the user side's command."""
+    text = environment().get_template('stackgen-user.sh.j2').render(
+        user_code=layout.rel(layout.USER_CODE))
+    return os.path.join(installdir, *layout.BIN, 'stackgen'), text, 0o755

@@ -1,0 +1,393 @@
+"""stackgen's easyblock: a PythonBundle that installs all of a bundle's
+verified wheels with one installer call (PythonBundle runs one pip and one
+import per package: 274 s for the reference stack's 131 wheels, measured),
+checks every import in one interpreter, and writes the Jupyter payload into
+the install: site settings, launchers, the user side, source extensions.
+What EasyBuild gives is kept: fetch and sha256 checks, extensions() in the
+module file, `pip check` and `pip list`, the log and easybuild/ folder.
+
+Handed to EasyBuild with --include-easyblocks; used as `easyblock =
+'StackgenBundle'` in the easyconfigs stackgen renders. Its pure parts are
+beside it (install.py, payload.py), its contract with `stackgen build` in
+contract.py.
+"""
+
+import contextlib
+import glob
+import json
+import os
+import shlex
+import shutil
+import tempfile
+import time
+from concurrent.futures import ThreadPoolExecutor
+
+from easybuild.easyblocks.generic import pythonpackage
+from easybuild.easyblocks.generic.pythonbundle import PythonBundle
+from easybuild.framework.easyconfig import CUSTOM
+from easybuild.framework.extension import get_modulenames
+from easybuild.tools.build_log import EasyBuildError, print_msg
+from easybuild.tools.config import EBPYTHONPREFIXES, PYTHONPATH, build_option
+from easybuild.tools.environment import setvar
+from easybuild.tools.filetools import copy_file, mkdir, remove_dir, remove_file, write_file
+from easybuild.tools.modules import get_software_root
+from easybuild.tools.run import run_shell_cmd
+
+from stackgen.common import layout
+from stackgen.site.easyblocks import install, payload
+from stackgen.site.easyblocks.contract import BuildContract, BuildStatus, NotBuilt
+
+# Commands below are argv lists run with use_bash=False: EasyBuild 5.4's
+# run_shell_cmd runs a list with use_bash=True as `bash argv[1:]`, i.e. it
+# executes the second word as a bash script.
+
+
+@contextlib.contextmanager
+def easybuild_errors():
+    """A pure part's error, raised as the EasyBuildError EasyBuild reports."""
+    try:
+        yield
+    except (ValueError, NotBuilt) as err:
+        raise EasyBuildError(str(err)) from None
+
+
+def import_checks(exts):
+    """(extension name, module) for every import to check; `modulename: False`
+    in the easyconfig exempts an extension, a list checks each name."""
+    return [(ext.name, module) for ext in exts
+            for module in get_modulenames(ext, use_name_for_false=False)]
+
+
+class StackgenBundle(PythonBundle):
+    """PythonBundle installed in one installer call, plus the Jupyter payload."""
+
+    early_install = None       # (python, future of the install) once start_install ran
+
+    @property
+    def contract(self):
+        """What `stackgen build` told this run (nothing when eb runs by hand)."""
+        return BuildContract.from_environ()
+
+    @staticmethod
+    def extra_options(extra_vars=None):
+        extra_vars = PythonBundle.extra_options(extra_vars)
+        extra_vars.update({name: [default, help, CUSTOM] for name, (default, help) in {
+            'site_json_files': ({}, "Files to write in the install, {relative path: JSON-like "
+                                    "data}: JupyterLab settings, server and dask config"),
+            'stackgen_user_command': ('', "stackgen version whose user side is installed into "
+                                          "bin/ and libexec/"),
+            'site_kernels': ([], "The site's kernels (dicts: name, display_name, modules, env)"),
+            'singleuser_launcher': (False, "Write bin/stackgen-singleuser, the spawner's command"),
+            'jupyter_env': ('', "Folder for a pip-less venv of the base Python, first on PATH: "
+                                "Jupyter's sys-prefix level, with the stack's server config"),
+            'lab_source_extensions': ([], "Source-only lab extensions built into the app dir: "
+                                          "(npm name, version, tarball, npm integrity)"),
+        }.items()})
+        return extra_vars
+
+    def init_ext_instances(self):
+        """EasyBlock's, with each extension's copy of the easyconfig made by
+        install.copy_easyconfig: Extension() calls EasyConfig.copy(), which parses the
+        whole easyconfig text again for every extension and then replaces what
+        it parsed with deep copies of the original (0.7 s for 82 extensions)."""
+        cfg = self.cfg
+        cfg.copy = lambda validate=None: install.copy_easyconfig(cfg, validate)
+        try:
+            super().init_ext_instances()
+        finally:
+            del cfg.copy
+
+    def prepare_python(self):
+        """PythonBundle's, with the Python library dirs asked of the base in
+        one interpreter start (see install.PYLIBDIRS), not four."""
+        if get_software_root('Python') is None:
+            raise EasyBuildError("Python not included as dependency!")
+        self.python_cmd = pythonpackage.find_python_cmd_from_ec(self.log, self.cfg, required=True)
+        res = run_shell_cmd([self.python_cmd, '-c', install.PYLIBDIRS], use_bash=False, hidden=True,
+                            split_stderr=True)
+        with easybuild_errors():
+            self.all_pylibdirs = install.pylibdirs(res.output)
+        self.pylibdir = self.all_pylibdirs[0]
+        self.log.info("Python library dirs of %s: %s", self.python_cmd, self.all_pylibdirs)
+        if self.python_cmd != 'python':
+            with self.cfg.disable_templating():
+                orig_exts_filter = self.cfg['exts_filter']
+                self.cfg['exts_filter'] = (orig_exts_filter[0].replace('python', self.python_cmd),
+                                           orig_exts_filter[1])
+
+    def check_readiness_step(self):
+        """Start installing the wheels, then wait for the stack modules this one
+        loads that other eb runs are building (installing without resolving
+        needs nothing of them; loading them and the sanity check do)."""
+        self.start_install()
+        self.await_dependencies()
+        super().check_readiness_step()
+
+    def installer(self, python):
+        """The one install of every extension's source as the fetch step verified it."""
+        missing = [ext['name'] for ext in self.exts if not ext.get('src')]
+        if missing:
+            raise EasyBuildError("no verified source for: %s", ', '.join(missing))
+        uv = self.contract.uv
+        return install.installer_argv(python, self.installdir, [ext['src'] for ext in self.exts],
+                              uv=uv if uv and os.access(uv, os.X_OK) else None,
+                              uv_cache=self.contract.uv_cache or None)
+
+    def start_install(self):
+        """The one installer call, started in the background with the base's
+        python named by stackgen (BuildContract.base_python); without it, or with no
+        extensions, the extensions step installs as PythonBundle would."""
+        python = self.contract.base_python
+        if not python or self.dry_run or not self.exts:
+            return
+        argv = self.installer(python)
+        if self.contract.install_niceness:
+            argv = ['nice', '-n', str(self.contract.install_niceness), *argv]
+        if os.path.isdir(self.installdir) and os.listdir(self.installdir):
+            # what the install step's make_installdir would remove, and no longer does
+            self.log.info("Removing what an earlier run left in %s", self.installdir)
+            remove_dir(self.installdir)
+        mkdir(self.installdir, parents=True)
+        self.log.info("Installing %d extensions in one call, from the ready step on: %s",
+                      len(self.exts), shlex.join(argv))
+        pool = ThreadPoolExecutor(max_workers=1)        # as EasyBlock runs async commands
+        self.early_install = (python, pool.submit(run_shell_cmd, argv, use_bash=False,
+                                                  asynchronous=True))
+        pool.shutdown(wait=False)
+
+    def await_dependencies(self):
+        """Wait until every module the contract names is marked built in its
+        status folder; fail when one is marked failed, or when
+        the `stackgen build` that started this run is gone."""
+        waiting, status = self.contract.await_modules, self.contract.build_status
+        if not waiting or not status:
+            return
+        print_msg("waiting for %s to be built..." % ', '.join(waiting), log=self.log)
+        parent = os.getppid()
+        started = time.time()
+        with easybuild_errors():
+            BuildStatus(status).wait_for(waiting, alive=lambda: os.getppid() == parent)
+        self.log.info("Waited %.1f s for the modules this one loads", time.time() - started)
+
+    def make_installdir(self, dontcreate=None):
+        """EasyBlock's, but an install under way since the ready step is kept."""
+        if self.early_install:
+            self.log.info("Keeping %s: the wheels are being installed into it", self.installdir)
+            return
+        super().make_installdir(dontcreate=dontcreate)
+
+    def install_all_extensions(self, install=True):
+        """All extensions' verified sources in one installer call (the one started
+        in the ready step when there is one); no per-extension hooks run."""
+        if not install or self.dry_run or not self.ext_instances:
+            return super().install_all_extensions(install=install)
+        python = shutil.which(self.python_cmd) or self.python_cmd
+        if self.early_install:
+            early_python, running = self.early_install
+            running.result()             # raises as run_shell_cmd does when it failed
+            if os.path.realpath(early_python) != os.path.realpath(python):
+                raise EasyBuildError("the wheels were installed for %s, but the base module's "
+                                     "python is %s", early_python, python)
+        else:
+            argv = self.installer(python)
+            self.log.info("Installing %d extensions in one call: %s", len(self.exts),
+                          shlex.join(argv))
+            run_shell_cmd(argv, use_bash=False)
+        remove_file(os.path.join(self.installdir, '.lock'))     # uv's, for the prefix
+        # what PythonPackage does after each install, once
+        pythonpackage.handle_local_py_install_scheme(self.installdir)
+        pythonpackage.symlink_dist_site_packages(self.installdir, self.all_pylibdirs)
+        self.fix_shebang()
+
+    def _sanity_check_step_extensions(self):
+        """Every extension's import in one interpreter, side by side with `pip
+        check` and `pip list` as PythonBundle runs them (CPU against disk); all
+        failures are reported together (PythonBundle stops at the first)."""
+        if not self.ext_instances:         # --module-only, --sanity-check-only
+            self.prepare_for_extensions()
+            self.init_ext_instances()
+        checks = import_checks(self.ext_instances)
+        workdir = tempfile.mkdtemp(prefix='eb-sanity-check-')      # nothing shadows a module
+        with ThreadPoolExecutor(max_workers=3) as pool:       # as EasyBlock runs async commands
+            importing = pool.submit(run_shell_cmd, [self.python_cmd, '-c', install.IMPORT_CHECK],
+                                    stdin=json.dumps(checks), fail_on_error=False,
+                                    split_stderr=True, hidden=True, work_dir=workdir,
+                                    use_bash=False, asynchronous=True)
+            pip_runs = []
+            if self.cfg['sanity_pip_check']:
+                pip_runs.append(pool.submit(pythonpackage.run_pip_check, python_cmd=self.python_cmd))
+                pip_runs.append(pool.submit(
+                    pythonpackage.run_pip_list, [(ext.name, ext.version) for ext in self.ext_instances],
+                    python_cmd=self.python_cmd,
+                    unversioned_packages=set(self.cfg['unversioned_packages']),
+                    check_names_versions=self.cfg['sanity_check_pip_list'] is not False,
+                    strict_check=self.cfg['sanity_check_pip_list']))
+            res = importing.result()
+            for run in pip_runs:
+                try:
+                    run.result()
+                except EasyBuildError as err:
+                    self.sanity_check_fail_msgs.append(err.msg)
+        failures = install.import_failures(res.output, checks)
+        self.log.info("Import check of %d modules: %d failed", len(checks), len(failures))
+        if failures:
+            self.sanity_check_fail_msgs.append(
+                "import check failed for %d extensions: %s" % (len(failures), ', '.join(
+                    "%s (import %s: %s)" % failure for failure in failures)))
+            if res.stderr:
+                self.log.warning("Import check stderr:\n%s", res.stderr)
+
+    def make_module_extra(self, *args, **kwargs):
+        """PythonBundle's Python lines, but a .pth file (which switches to
+        $EBPYTHONPREFIXES) is looked for in the site dirs only, where it acts,
+        not by walking the whole install at every fake module load (4 x 10,000
+        files per build); the jupyter_env venv's own .pth is not the module's."""
+        txt = super(PythonBundle, self).make_module_extra(*args, **kwargs)
+        site_dirs = self.all_pylibdirs or []
+        use_prefixes = self.multi_python or any(
+            glob.glob(os.path.join(self.installdir, site_dir, '*.pth')) for site_dir in site_dirs)
+        if ('Python' in self.cfg.dependency_names(runtime_only=True)
+                and build_option('prefer_python_search_path') == EBPYTHONPREFIXES):
+            use_prefixes = True
+        added = self.module_generator.added_paths_per_key
+        if use_prefixes:
+            if '' not in added[EBPYTHONPREFIXES]:
+                txt += self.module_generator.prepend_paths(EBPYTHONPREFIXES, '')
+            return txt
+        # before the install (the extensions step's fake module) every site dir;
+        # after it, those that exist
+        if self.current_step != 'extensions':
+            site_dirs = [d for d in site_dirs if os.path.exists(os.path.join(self.installdir, d))]
+        for site_dir in site_dirs:
+            if site_dir not in added[PYTHONPATH]:
+                txt += self.module_generator.prepend_paths(PYTHONPATH, site_dir)
+        return txt
+
+    def post_processing_step(self):
+        """Write the site files and build the source extensions, then whatever
+        PythonBundle does."""
+        write_file(os.path.join(self.installdir, *layout.EASYCONFIG_DIGEST),
+                   payload.easyconfig_digest(self.cfg.path) + '\n')
+        if self.cfg['lab_source_extensions']:
+            self.build_source_extensions()     # first: it may replace the app dir whole
+        for relpath, data in sorted(self.cfg['site_json_files'].items()):
+            with easybuild_errors():
+                path = payload.site_file_path(self.installdir, relpath)
+            mkdir(os.path.dirname(path), parents=True)
+            write_file(path, payload.site_file_text(data))
+            self.log.info("Wrote site file %s", path)
+        if self.cfg['stackgen_user_command']:
+            self.install_user_command()
+        place = self.stack_place()
+        scripts = [file for kernel in self.cfg['site_kernels']
+                   for file in payload.site_kernel_files(kernel, self.installdir, place)]
+        if self.cfg['singleuser_launcher']:
+            scripts.append(payload.singleuser_launcher(self.installdir, place))
+        for path, text, mode in scripts:
+            write_file(path, text)
+            os.chmod(path, mode)
+        if self.cfg['jupyter_env']:
+            self.make_jupyter_env(os.path.join(self.installdir, self.cfg['jupyter_env']))
+        return super().post_processing_step()
+
+    def stack_place(self):
+        """Where generated launchers find this module and Lmod."""
+        lmod_pkg = os.environ.get('LMOD_PKG') or os.path.dirname(os.path.dirname(
+            os.environ.get('LMOD_CMD', '/usr/share/lmod/lmod/libexec/lmod')))
+        return payload.Place(self.installdir_mod, '%s/%s' % (self.name, self.version),
+                     os.path.join(lmod_pkg, 'init', 'bash'))
+
+    def make_jupyter_env(self, env_dir):
+        """The module's `python`: a venv in the install whose etc/jupyter holds
+        the server extension config of the stack's modules (`jupyter server
+        extension list` never reads JUPYTER_CONFIG_PATH, and sys-prefix ranks
+        below ~/.jupyter); it sees the base through a .pth file."""
+        python = shutil.which(self.python_cmd) or self.python_cmd
+        run_shell_cmd([python, '-m', 'venv', '--without-pip', '--clear', env_dir], use_bash=False)
+        res = run_shell_cmd([python, '-c', 'import json, site; print(json.dumps(site.getsitepackages()))'],
+                            use_bash=False, hidden=True, split_stderr=True)
+        base_sites = json.loads(res.output.strip().splitlines()[-1])
+        (pylib,) = glob.glob(os.path.join(env_dir, 'lib', 'python*', 'site-packages'))
+        write_file(os.path.join(pylib, '_stackgen_base.pth'), '\n'.join(base_sites) + '\n')
+        target = os.path.join(env_dir, *layout.SERVER_CONFIG_D)
+        mkdir(target, parents=True)
+        roots = [self.installdir] + [get_software_root(dep['name'])
+                                     for dep in self.cfg.dependencies() if not dep['external_module']]
+        for root in filter(None, roots):
+            for path in sorted(glob.glob(os.path.join(root, *layout.SERVER_CONFIG_D, '*.json'))):
+                copy_file(path, target)
+        self.log.info("Jupyter environment %s made on %s", env_dir, ', '.join(base_sites))
+
+    def install_user_command(self):
+        """The user side of stackgen into libexec/stackgen, and bin/stackgen running
+        its user side with the module's Python. The version must be the one the
+        easyconfig names: the module says so to users' overlays."""
+        import stackgen
+        if stackgen.__version__ != self.cfg['stackgen_user_command']:
+            raise EasyBuildError("the easyconfig wants stackgen %s's user command, this is %s: "
+                                 "run stackgen render", self.cfg['stackgen_user_command'],
+                                 stackgen.__version__)
+        target = os.path.join(self.installdir, *layout.USER_CODE, 'stackgen')
+        remove_dir(target)
+        payload.copy_user_side(os.path.dirname(stackgen.__file__), target)
+        path, text, mode = payload.user_launcher(self.installdir)
+        write_file(path, text)
+        os.chmod(path, mode)
+
+    def source_tarballs(self):
+        """The verified tarball of each source extension, from the sourcepath."""
+        from stackgen.common.download import digest_for
+        entries = self.cfg['lab_source_extensions']
+        paths = [self.obtain_file(filename, no_download=True) for _, _, filename, _ in entries]
+        for path, (name, version, filename, integrity) in zip(paths, entries):
+            if not path or digest_for(path, integrity) != integrity:
+                raise EasyBuildError("%s (%s@%s) is missing or differs from its integrity %s",
+                                     filename, name, version, integrity)
+        return paths
+
+    def build_source_extensions(self):
+        """Each tarball installed into this install's app dir, then one `jupyter
+        lab build` with the contract's node (or PATH's); the same build kept in
+        the contract's lab_cache is copied instead, and a new one kept there."""
+        from stackgen.common import labbuild
+        tarballs = self.source_tarballs()
+        app_dir = os.path.join(self.installdir, *layout.LAB_APP_DIR)
+        scratch = os.path.join(self.builddir, 'stackgen-lab-build')
+        cache = self.contract.lab_cache or None
+        self.isolate_lab_build(scratch)       # seen by the fake module's footer...
+        fake = self.load_fake_module(purge=True)
+        try:
+            self.isolate_lab_build(scratch)   # ...and again: loading it restored EB's environment
+            if not shutil.which('node'):
+                raise EasyBuildError("node is needed to build source extensions and was not found")
+            key = cache and self.lab_build_key()
+            if key and labbuild.restore(cache, key, app_dir):
+                print_msg("JupyterLab app dir: the same build (%s) copied from %s" % (key, cache),
+                          log=self.log)
+                return
+            for argv in labbuild.commands(app_dir, tarballs):
+                run_shell_cmd(argv, use_bash=False)
+        finally:
+            self.clean_up_fake_module(fake)
+        labbuild.drop_leftovers(app_dir)
+        if key:
+            labbuild.store(cache, key, app_dir)
+            self.log.info("Kept the JupyterLab app dir build %s in %s", key, cache)
+
+    def lab_build_key(self):
+        from stackgen.common import labbuild
+        node = run_shell_cmd(['node', '--version'], use_bash=False, hidden=True).output.strip()
+        integrities = [integrity for *_, integrity in self.cfg['lab_source_extensions']]
+        with easybuild_errors():
+            return labbuild.build_key(labbuild.staging(self.installdir), node, integrities)
+
+    def isolate_lab_build(self, scratch):
+        """The lab build's environment (labbuild.environment), the builder's own
+        Jupyter folders kept out, yarn's cache the contract's."""
+        from stackgen.common import labbuild
+        build_env = labbuild.environment(self.contract.node_bin or None, scratch,
+                                         os.environ.get('PATH', ''),
+                                         yarn_cache=self.contract.yarn_cache or None,
+                                         own_jupyter_dirs=True)
+        for var, value in sorted(build_env.items()):
+            setvar(var, value, verbose=False)

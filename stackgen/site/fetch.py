@@ -1,0 +1,76 @@
+"""The wheelhouse: exactly the files the lock names, each checked against
+its sha256, downloaded once; EasyBuild's sourcepath points at it, so the
+build itself runs offline."""
+
+from __future__ import annotations
+
+import logging
+from collections.abc import Callable
+from concurrent.futures import ThreadPoolExecutor
+from dataclasses import dataclass
+from pathlib import Path
+
+from stackgen.common.download import HashMismatch, Wanted, digest_for, download
+from stackgen.site.lockfile import Lock
+
+log = logging.getLogger("stackgen.site.fetch")
+
+_PARALLEL = 4
+
+
+@dataclass(frozen=True)
+class FetchReport:
+    present: int
+    downloaded: int
+    bytes: int
+
+
+def wanted(lock: Lock) -> list[Wanted]:
+    files = [Wanted(p.file, p.url, f"sha256:{p.sha256}", f"{p.name} {p.version}",
+                    f"stackgen lock --upgrade-package {p.name}") for p in lock.packages]
+    files += [Wanted(n.file, n.url, n.integrity, f"npm {n.name}@{n.version}",
+                     f"stackgen lock after changing {n.name} in stack.yaml") for n in lock.npm]
+    return files
+
+
+def verify_present(files: list[Wanted], wheelhouse: Path) -> list[Wanted]:
+    """Check every file already in the wheelhouse; return those still
+    missing. A file with the wrong hash is deleted and refused."""
+    missing = []
+    for item in files:
+        path = wheelhouse / item.file
+        if not path.exists():
+            missing.append(item)
+            continue
+        got = digest_for(path, item.digest)
+        if got != item.digest:
+            path.unlink()
+            raise HashMismatch(
+                f"{path}: {got} differs from the lock's {item.digest} "
+                f"({item.what}); the file was deleted",
+                "run the command again to download it afresh; if it differs again, "
+                "the index or a proxy serves other content than when the lock was made")
+    return missing
+
+
+def fetch(lock: Lock, wheelhouse: Path,
+          progress: Callable[[str], None] = lambda message: None) -> FetchReport:
+    """Make `wheelhouse` hold every file of `lock`, verified. No network is
+    touched when everything is already present."""
+    wheelhouse.mkdir(parents=True, exist_ok=True)
+    files = wanted(lock)
+    missing = verify_present(files, wheelhouse)
+    present = len(files) - len(missing)
+    if not missing:
+        progress(f"wheelhouse complete: {present} files verified")
+        return FetchReport(present, 0, 0)
+    progress(f"downloading {len(missing)} files ({present} already present and verified)")
+    done = 0
+    total = 0
+    with ThreadPoolExecutor(_PARALLEL) as pool:
+        for size in pool.map(lambda item: download(item, wheelhouse), missing):
+            done += 1
+            total += size
+            if done % 20 == 0 or done == len(missing):
+                progress(f"downloaded {done}/{len(missing)} ({total / 1e6:.1f} MB)")
+    return FetchReport(present, len(missing), total)

@@ -1,0 +1,201 @@
+"""Spec + lock -> easyconfigs: pure, deterministic text.
+
+Which locked package goes into which module, in what order, under which
+import name; the text itself is in templates/.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+
+from stackgen import __version__
+from stackgen.common import layout
+from stackgen.common.templating import environment
+from stackgen.site.lockfile import Lock, LockedPackage
+from stackgen.site.spec import Stack
+
+EASYBLOCK = "StackgenBundle"
+COMMON_SUFFIX = "-common"
+
+# Packages whose bare import fails in a correct stack, and why; their import
+# check is skipped (the reason is written next to it in the easyconfig).
+IMPORT_EXEMPT = {
+    "matplotlib-inline": "imports matplotlib, which the stack need not contain",
+}
+
+
+@dataclass(frozen=True)
+class Ext:
+    name: str
+    version: str
+    file: str
+    sha256: str
+    modulename: str | None
+    exempt: str = ""
+
+
+@dataclass(frozen=True)
+class ModulePlan:
+    name: str
+    version: str
+    description: str
+    depends: tuple[tuple[str, str], ...]           # (name, version), stack modules
+    packages: tuple[LockedPackage, ...]            # install order
+
+    @property
+    def holds_jupyterlab(self) -> bool:
+        """The module with JupyterLab's app dir: site settings, source
+        extensions, the user command and kernels go there."""
+        return any(p.name == "jupyterlab" for p in self.packages)
+
+
+def plan(stack: Stack, lock: Lock) -> list[ModulePlan]:
+    """Each locked package in exactly one module: the lowest stack module that
+    needs it; packages needed by modules that do not depend on each other go
+    into a shared `<stack>-common` module that those modules load."""
+    by_name = {p.name: p for p in lock.packages}
+    closure = {m.name: _closure([p.name for p in m.pins if p.name in by_name], by_name)
+               for m in stack.modules}
+    below = {m.name: _module_deps(stack, m.name) for m in stack.modules}
+    owner: dict[str, str] = {}
+    for pkg in by_name:
+        needers = [m for m in closure if pkg in closure[m]]
+        lowest = [m for m in needers if not any(o in below[m] for o in needers if o != m)]
+        owner[pkg] = lowest[0] if len(lowest) == 1 else stack.name + COMMON_SUFFIX
+    common = stack.name + COMMON_SUFFIX
+    plans = []
+    if common in owner.values():
+        plans.append(ModulePlan(common, stack.version,
+                                f"Packages shared by several modules of the {stack.name} stack",
+                                (), _ordered([p for n, p in by_name.items() if owner[n] == common])))
+    for m in stack.modules:
+        deps = [(d, stack.module(d).version) for d in m.depends]
+        if any(owner[n] == common for n in closure[m.name]) and not any(
+                any(owner[n] == common for n in closure[d]) for d in below[m.name]):
+            deps.insert(0, (common, stack.version))
+        plans.append(ModulePlan(m.name, m.version, m.description or f"{m.name} ({stack.name} stack)",
+                                tuple(deps),
+                                _ordered([p for n, p in by_name.items() if owner[n] == m.name])))
+    return plans
+
+
+def _closure(roots: list[str], by_name: dict[str, LockedPackage]) -> set[str]:
+    seen: set[str] = set()
+    todo = list(roots)
+    while todo:
+        name = todo.pop()
+        if name in seen or name not in by_name:
+            continue
+        seen.add(name)
+        todo.extend(by_name[name].requires)
+    return seen
+
+
+def _module_deps(stack: Stack, name: str) -> set[str]:
+    out: set[str] = set()
+    todo = list(stack.module(name).depends)
+    while todo:
+        dep = todo.pop()
+        if dep not in out:
+            out.add(dep)
+            todo.extend(stack.module(dep).depends)
+    return out
+
+
+def _ordered(packages: list[LockedPackage]) -> tuple[LockedPackage, ...]:
+    """Dependencies before dependents; ties by name."""
+    inside = {p.name: p for p in packages}
+    placed: list[LockedPackage] = []
+    done: set[str] = set()
+    while len(placed) < len(inside):
+        ready = sorted(n for n, p in inside.items() if n not in done
+                       and all(r in done or r not in inside for r in p.requires))
+        if not ready:        # a dependency cycle: break it at the first name
+            ready = [min(n for n in inside if n not in done)]
+        for name in ready:
+            placed.append(inside[name])
+            done.add(name)
+    return tuple(placed)
+
+
+def modulename(pkg: LockedPackage, top_level: tuple[str, ...]) -> tuple[str | None, str]:
+    """The name to import as a check, or None and the reason there is none."""
+    if pkg.name in IMPORT_EXEMPT:
+        return None, IMPORT_EXEMPT[pkg.name]
+    if not top_level:
+        return None, "the wheel installs no importable top-level module"
+    wanted = pkg.name.replace("-", "_")
+    if wanted in top_level:
+        return wanted, ""
+    public = [n for n in top_level if not n.startswith("_")]
+    return (public or list(top_level))[0], ""
+
+
+def render(stack: Stack, lock: Lock, top_levels: dict[str, tuple[str, ...]]) -> dict[str, str]:
+    """File name -> easyconfig text for every module of the stack."""
+    plans = plan(stack, lock)
+    holder = {p.name: mp.name for mp in plans for p in mp.packages}
+    out = {}
+    for mp in plans:
+        exts = []
+        for pkg in mp.packages:
+            name, why = modulename(pkg, top_levels.get(pkg.name, ()))
+            exts.append(Ext(pkg.name, pkg.version, pkg.file, pkg.sha256, name, why))
+        names = {p.name for p in mp.packages}
+        lab = mp.holds_jupyterlab
+        dask = "dask" in names and bool(stack.settings.dask)
+        extensions = sorted(p.name for p in stack.pins if p.extension and holder.get(p.name) == mp.name)
+        # source extensions are built into the app dir: where jupyterlab is
+        sources = sorted(lock.npm, key=lambda n: n.name) if lab else []
+        extensions += [n.name for n in sources]
+        python_version = ".".join(lock.header.python_version.split(".")[:2])
+        footer = environment().get_template("footer.lua.j2").render(
+            lab_app_dir=lab, dask_config=dask, extensions=extensions, stack=stack.name,
+            stack_version=stack.version, bundle_modules=_bundle_modules(plans, mp),
+            python_version=python_version, module=f"{mp.name}/{mp.version}",
+            paths=layout.footer_paths(python_version))
+        text = environment().get_template("easyconfig.eb.j2").render(
+            easyblock=EASYBLOCK, name=mp.name, version=mp.version, stack=stack.name,
+            stack_version=stack.version, lock_name=stack.lock_name,
+            homepage=f"https://pypi.org/project/{mp.packages[0].name}/" if not lab
+            else "https://jupyter.org/",
+            description=mp.description, base_module=lock.header.base_module,
+            depends=[{"name": n, "version": v} for n, v in mp.depends],
+            site_files=site_files(stack, lab, dask), exts=exts, sources=sources,
+            user_command=__version__ if lab else "", jupyter_env=layout.rel(layout.JUPYTER_ENV),
+            kernels=[{"name": k.name, "display_name": k.display_name, "modules": list(k.modules),
+                      "env": dict(k.env)} for k in stack.kernels] if lab else [],
+            footer=footer.strip())
+        out[f"{mp.name}-{mp.version}.eb"] = text
+    return out
+
+
+def _bundle_modules(plans: list[ModulePlan], top: ModulePlan) -> list[dict]:
+    """`top` and every stack module it loads, directly or not, in plan order."""
+    by_name = {mp.name: mp for mp in plans}
+    wanted, todo = set(), [top.name]
+    while todo:
+        name = todo.pop()
+        if name not in wanted:
+            wanted.add(name)
+            todo.extend(d for d, _ in by_name[name].depends if d in by_name)
+    return [{"name": mp.name, "version": mp.version} for mp in plans if mp.name in wanted]
+
+
+def site_files(stack: Stack, lab: bool, dask: bool) -> dict:
+    files = {}
+    if lab:
+        lab_settings = stack.settings.lab
+        # LabApp reads its options from jupyter_lab_config files, not from the
+        # server's config.d folder (a LabApp key there is ignored)
+        files[layout.rel((*layout.JUPYTER_CONFIG, "jupyter_lab_config.json"))] = {
+            "LabApp": {"extension_manager": lab_settings.extension_manager}}
+        if lab_settings.overrides:
+            files[layout.rel((*layout.LAB_SETTINGS, "overrides.json"))] = lab_settings.overrides
+        if lab_settings.page_config:
+            files[layout.rel((*layout.LAB_SETTINGS, "page_config.json"))] = lab_settings.page_config
+    if dask:
+        files[layout.rel((*layout.DASK_CONFIG, "stackgen-site.json"))] = stack.settings.dask
+    return files
+
+
