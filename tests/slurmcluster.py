@@ -100,6 +100,11 @@ class SlurmCluster:
         return self.state / "slurm.conf"
 
     @property
+    def scratch(self) -> Path:
+        """A folder every node and user sees and may write (batch output, scripts)."""
+        return self.state / "scratch"
+
+    @property
     def munge_socket(self) -> Path:
         return self.state / "munge" / "munge.socket"
 
@@ -115,20 +120,34 @@ class SlurmCluster:
         return {"PATH": PATH, "LANG": "C.UTF-8", "SLURM_CONF": str(self.conf)}
 
     def run(self, argv: list[str], *, user: str | None = None, env: dict | None = None,
-            check: bool = True, timeout: float = 120) -> subprocess.CompletedProcess:
+            input: str | None = None, check: bool = True,
+            timeout: float = 120) -> subprocess.CompletedProcess:
         """argv with this cluster's environment (plus env), as root or as `user`
-        (from that user's home, which the nodes share)."""
+        (from that user's home, which the nodes share); raises if it fails, unless not check."""
         cwd = None
         if user:
             cwd = pwd.getpwnam(user).pw_dir
             argv = ["runuser", "-u", user, "--", *argv]
-        result = subprocess.run(argv, env={**self.env, **(env or {})}, cwd=cwd,
-                                capture_output=True, text=True, timeout=timeout)
+        result = subprocess.run(argv, env={**self.env, **(env or {})}, cwd=cwd, check=False,
+                                input=input, capture_output=True, text=True, timeout=timeout)
         if check and result.returncode != 0:
             raise SlurmClusterError(
                 f"{' '.join(argv)} exited with {result.returncode}:\n"
                 f"{result.stdout[-2000:]}{result.stderr[-2000:]}\nlogs: {self.state / 'log'}")
         return result
+
+    def wait_for_job(self, job_id: str, timeout: float = 120) -> str:
+        """The state a job ends in (COMPLETED, FAILED, ...), polled more often than `sbatch --wait` does."""
+        deadline = time.monotonic() + timeout
+        while True:
+            text = self.run(["scontrol", "show", "job", "-o", job_id], timeout=10).stdout
+            state = re.search(r"JobState=(\S+)", text).group(1)
+            if state not in ("PENDING", "CONFIGURING", "RUNNING", "COMPLETING", "SUSPENDED"):
+                return state
+            if time.monotonic() > deadline:
+                raise SlurmClusterError(f"job {job_id} still {state} after {timeout:.0f} s; "
+                                        f"logs: {self.state / 'log'}")
+            time.sleep(0.1)
 
     def start(self) -> SlurmCluster:
         missing = missing_packages()
@@ -184,7 +203,7 @@ class SlurmCluster:
             left.append(f"folder {self.state}")
         return left
 
-    def __enter__(self) -> SlurmCluster:
+    def __enter__(self):
         return self.start()
 
     def __exit__(self, *exc) -> None:
@@ -199,6 +218,8 @@ class SlurmCluster:
         self.state.chmod(0o755)
         for sub in ("log", "run", "spool", "slurmctld", "munge", "stash"):
             (self.state / sub).mkdir(mode=0o755)
+        self.scratch.mkdir()
+        self.scratch.chmod(0o1777)
 
     def _make_network(self) -> None:
         subnet = _free_subnet()
@@ -314,7 +335,7 @@ class SlurmCluster:
 
 
 def _ip(*args: str, check: bool = True) -> None:
-    result = subprocess.run(["ip", *args], capture_output=True, text=True)
+    result = subprocess.run(["ip", *args], check=False, capture_output=True, text=True)
     if check and result.returncode != 0:
         raise SlurmClusterError(f"ip {' '.join(args)}: {result.stderr.strip()}")
 
@@ -325,8 +346,8 @@ def _link_exists(name: str) -> bool:
 
 def _free_subnet() -> ipaddress.IPv4Network:
     """A private /24 that no address or route of this host overlaps."""
-    text = subprocess.run(["ip", "-o", "-4", "addr"], capture_output=True, text=True).stdout
-    text += subprocess.run(["ip", "-o", "-4", "route"], capture_output=True, text=True).stdout
+    text = "".join(subprocess.run(["ip", "-o", "-4", what], check=True, capture_output=True,
+                                  text=True).stdout for what in ("addr", "route"))
     used = [ipaddress.ip_network(m, strict=False)
             for m in re.findall(r"\b(\d+\.\d+\.\d+\.\d+(?:/\d+)?)", text)]
     rng = random.Random()
