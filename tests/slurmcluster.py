@@ -15,6 +15,7 @@ the nodes' namespaces (slurmstepd and job tasks leave slurmd's group).
 
 from __future__ import annotations
 
+import contextlib
 import ipaddress
 import os
 import pwd
@@ -165,14 +166,16 @@ class SlurmCluster:
                 self._start_slurmd(node)
             self._wait_for_nodes()
         except BaseException:
-            self.stop()
+            self.stop(keep_logs=True)
             raise
         return self
 
-    def stop(self) -> None:
-        """Cancel jobs, end what this cluster started, remove what it made."""
+    def stop(self, keep_logs: bool = False) -> None:
+        """Cancel jobs, end what this cluster started, remove what it made
+        (but the logs with keep_logs, as after a failed start)."""
         if "slurmctld" in self._daemons:
-            self._cancel_jobs()
+            with contextlib.suppress(subprocess.TimeoutExpired):
+                self._cancel_jobs()
         for node in self.nodes:
             if node.netns in self._netns:
                 _end(lambda node=node: _pids_in_netns(node.netns_path))
@@ -185,7 +188,13 @@ class SlurmCluster:
             if _link_exists(link):
                 _ip("link", "delete", link, check=False)
         self._netns, self._links = [], []
-        if self.state:
+        if self.state and keep_logs:
+            for path in self.state.iterdir():
+                if path.is_dir() and path.name != "log":
+                    shutil.rmtree(path)
+                elif not path.is_dir():
+                    path.unlink()
+        elif self.state:
             shutil.rmtree(self.state, ignore_errors=True)
 
     def leftovers(self) -> list[str]:
@@ -287,8 +296,12 @@ class SlurmCluster:
 
     def _nodes_not_idle(self) -> list[str]:
         text = self.run(["scontrol", "show", "nodes", "-o"], check=False, timeout=10).stdout
-        states = dict(re.findall(r"NodeName=(\S+) .*?State=(\S+)", text))
-        return [f"{node.name} ({states.get(node.name, 'unknown')}, log {self.logs['slurmd-' + node.name]})"
+        states = {}
+        for line in text.splitlines():
+            name, state = re.search(r"NodeName=(\S+) .*?State=(\S+)", line).groups()
+            reason = re.search(r"Reason=(.*?)(?: \[|$)", line)
+            states[name] = state + (f": {reason.group(1)}" if reason else "")
+        return [f"{node.name} ({states.get(node.name, 'unknown')}; log {self.logs['slurmd-' + node.name]})"
                 for node in self.nodes if states.get(node.name) != "IDLE"]
 
     def _spawn(self, name: str, argv: list[str]) -> None:

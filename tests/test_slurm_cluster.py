@@ -7,6 +7,7 @@ from __future__ import annotations
 import json
 import re
 import secrets
+import time
 from pathlib import Path
 
 import pytest
@@ -26,6 +27,13 @@ def by_task(output: str) -> dict[int, str]:
         task, _, text = line.partition(": ")
         tasks[int(task)] = text
     return tasks
+
+
+def wait_until(condition, timeout: float = 60) -> None:
+    deadline = time.monotonic() + timeout
+    while not condition():
+        assert time.monotonic() < deadline, "timed out"
+        time.sleep(0.1)
 
 
 def test_one_task_per_node_each_on_its_own_address(slurm_cluster):
@@ -73,12 +81,15 @@ def test_an_ordinary_user_runs_tasks(slurm_cluster):
     assert result.stdout.split() == [user, user]
 
 
-def test_a_second_cluster_beside_the_first_leaves_nothing(slurm_cluster):
-    with SlurmCluster() as other:
+def test_a_second_cluster_beside_the_first_leaves_nothing(slurm_cluster, tmp_path):
+    with SlurmCluster(shared=(tmp_path,)) as other:
         assert other.bridge != slurm_cluster.bridge
         assert other.controller_address != slurm_cluster.controller_address
-        other.run(["srun", "-N2", "true"])
+        # a folder under /tmp given as shared is the host's on every node
+        other.run(["srun", "-w", "n2", "touch", str(tmp_path / "from-n2")])
+        assert (tmp_path / "from-n2").exists()
         # a job still running when the cluster stops is ended with it
-        other.run(["sbatch", "--wrap", "srun sleep 600"])
+        job = other.run(["sbatch", "--parsable", "--wrap", "srun sleep 600"]).stdout.strip()
+        wait_until(lambda: f"{job}.0" in other.run(["squeue", "-h", "-s", "-o", "%i"]).stdout)
     assert other.leftovers() == []
     slurm_cluster.run(["srun", "-N2", "true"])
