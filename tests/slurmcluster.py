@@ -16,14 +16,10 @@ the nodes' namespaces (slurmstepd and job tasks leave slurmd's group).
 from __future__ import annotations
 
 import contextlib
-import ipaddress
-import os
 import pwd
-import random
 import re
 import secrets
 import shutil
-import signal
 import socket
 import subprocess
 import tempfile
@@ -32,6 +28,8 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
+import slurmhost as host
+from slurmhost import SlurmClusterError
 
 TEMPLATES = Path(__file__).resolve().parent / "slurm"
 PMIX_LIBRARY = Path("/usr/lib/x86_64-linux-gnu/pmix2/lib/libpmix.so")  # what Slurm's pmix plugin opens
@@ -42,10 +40,6 @@ COMMANDS = {"slurmctld": "slurmctld", "slurmd": "slurmd", "srun": "slurm-client"
 PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
 START_TIMEOUT = 30.0
 STOP_TIMEOUT = 15.0
-
-
-class SlurmClusterError(RuntimeError):
-    pass
 
 
 def missing_packages() -> list[str]:
@@ -178,15 +172,15 @@ class SlurmCluster:
                 self._cancel_jobs()
         for node in self.nodes:
             if node.netns in self._netns:
-                _end(lambda node=node: _pids_in_netns(node.netns_path))
+                host.end(lambda node=node: host.pids_in_netns(node.netns_path), STOP_TIMEOUT)
         for daemon in reversed(self._daemons.values()):  # slurmds, slurmctld, munged
-            _end_group(daemon)
+            host.end_group(daemon, STOP_TIMEOUT)
         self._daemons.clear()
         for netns in reversed(self._netns):
-            _ip("netns", "delete", netns, check=False)
+            host.ip("netns", "delete", netns, check=False)
         for link in reversed(self._links):
-            if _link_exists(link):
-                _ip("link", "delete", link, check=False)
+            if host.link_exists(link):
+                host.ip("link", "delete", link, check=False)
         self._netns, self._links = [], []
         if self.state and keep_logs:
             for path in self.state.iterdir():
@@ -199,14 +193,14 @@ class SlurmCluster:
 
     def leftovers(self) -> list[str]:
         """What this cluster made that still exists (empty after stop())."""
-        left = [f"process {pid}" for pid in _pids_in_pgroups(self._pgids)]
+        left = [f"process {pid}" for pid in host.pids_in_pgroups(self._pgids)]
         for node in self.nodes:
             if node.netns_path.exists():
                 left.append(f"network namespace {node.netns}")
-                left += [f"process {pid} in {node.netns}" for pid in _pids_in_netns(node.netns_path)]
-            if _link_exists(node.veth):
+                left += [f"process {pid} in {node.netns}" for pid in host.pids_in_netns(node.netns_path)]
+            if host.link_exists(node.veth):
                 left.append(f"link {node.veth}")
-        if _link_exists(self.bridge):
+        if host.link_exists(self.bridge):
             left.append(f"bridge {self.bridge}")
         if self.state and self.state.exists():
             left.append(f"folder {self.state}")
@@ -231,24 +225,24 @@ class SlurmCluster:
         self.scratch.chmod(0o1777)
 
     def _make_network(self) -> None:
-        subnet = _free_subnet()
+        subnet = host.free_subnet()
         hosts = subnet.hosts()
         self.controller_address = str(next(hosts))
-        _ip("link", "add", self.bridge, "type", "bridge")
+        host.ip("link", "add", self.bridge, "type", "bridge")
         self._links.append(self.bridge)
-        _ip("addr", "add", f"{self.controller_address}/{subnet.prefixlen}", "dev", self.bridge)
-        _ip("link", "set", self.bridge, "up")
+        host.ip("addr", "add", f"{self.controller_address}/{subnet.prefixlen}", "dev", self.bridge)
+        host.ip("link", "set", self.bridge, "up")
         nodes = []
         for name in self._node_names:
             node = Node(name, str(next(hosts)), f"sg-{self.suffix}-{name}", f"sgv-{self.suffix}-{name}")
-            _ip("netns", "add", node.netns)
+            host.ip("netns", "add", node.netns)
             self._netns.append(node.netns)
-            _ip("link", "add", node.veth, "type", "veth", "peer", "name", "eth0", "netns", node.netns)
+            host.ip("link", "add", node.veth, "type", "veth", "peer", "name", "eth0", "netns", node.netns)
             self._links.append(node.veth)
-            _ip("link", "set", node.veth, "master", self.bridge, "up")
-            _ip("-n", node.netns, "addr", "add", f"{node.address}/{subnet.prefixlen}", "dev", "eth0")
-            _ip("-n", node.netns, "link", "set", "eth0", "up")
-            _ip("-n", node.netns, "link", "set", "lo", "up")
+            host.ip("link", "set", node.veth, "master", self.bridge, "up")
+            host.ip("-n", node.netns, "addr", "add", f"{node.address}/{subnet.prefixlen}", "dev", "eth0")
+            host.ip("-n", node.netns, "link", "set", "eth0", "up")
+            host.ip("-n", node.netns, "link", "set", "lo", "up")
             nodes.append(node)
         self.nodes = tuple(nodes)
 
@@ -258,7 +252,7 @@ class SlurmCluster:
         text = templates.get_template("slurm.conf.j2").render(
             cluster_name=f"sg{self.suffix}", hostname=socket.gethostname().split(".")[0],
             controller_address=self.controller_address, nodes=self.nodes, cpus=self.cpus,
-            partition=self.partition, slurmctld_port=_free_port(), slurmd_port=_free_port(),
+            partition=self.partition, slurmctld_port=host.free_port(), slurmd_port=host.free_port(),
             munge_socket=self.munge_socket, state=self.state)
         self.conf.write_text(text)
         self.conf.chmod(0o644)
@@ -345,90 +339,3 @@ class SlurmCluster:
             deadline = time.monotonic() + STOP_TIMEOUT
             while queue() and time.monotonic() < deadline:
                 time.sleep(0.1)
-
-
-def _ip(*args: str, check: bool = True) -> None:
-    result = subprocess.run(["ip", *args], check=False, capture_output=True, text=True)
-    if check and result.returncode != 0:
-        raise SlurmClusterError(f"ip {' '.join(args)}: {result.stderr.strip()}")
-
-
-def _link_exists(name: str) -> bool:
-    return Path("/sys/class/net", name).exists()
-
-
-def _free_subnet() -> ipaddress.IPv4Network:
-    """A private /24 that no address or route of this host overlaps."""
-    text = "".join(subprocess.run(["ip", "-o", "-4", what], check=True, capture_output=True,
-                                  text=True).stdout for what in ("addr", "route"))
-    used = [ipaddress.ip_network(m, strict=False)
-            for m in re.findall(r"\b(\d+\.\d+\.\d+\.\d+(?:/\d+)?)", text)]
-    rng = random.Random()
-    for _ in range(200):
-        candidate = ipaddress.ip_network(f"10.{rng.randint(128, 254)}.{rng.randint(0, 255)}.0/24")
-        if not any(candidate.overlaps(net) for net in used):
-            return candidate
-    raise SlurmClusterError("no free private /24 for the test cluster's bridge")
-
-
-def _free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("", 0))
-        return s.getsockname()[1]
-
-
-def _pids_in_netns(netns: Path) -> list[int]:
-    try:
-        target = os.stat(netns)
-    except FileNotFoundError:
-        return []
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                ns = os.stat(entry / "ns" / "net")
-            except OSError:
-                continue
-            if (ns.st_dev, ns.st_ino) == (target.st_dev, target.st_ino):
-                pids.append(int(entry.name))
-    return pids
-
-
-def _pids_in_pgroups(pgids: list[int]) -> list[int]:
-    pids = []
-    for entry in Path("/proc").iterdir():
-        if entry.name.isdigit():
-            try:
-                if os.getpgid(int(entry.name)) in pgids:
-                    pids.append(int(entry.name))
-            except OSError:
-                continue
-    return pids
-
-
-def _end(pids) -> None:
-    """SIGTERM to pids(), then SIGKILL to what is left at the deadline."""
-    for sig, wait in ((signal.SIGTERM, STOP_TIMEOUT), (signal.SIGKILL, STOP_TIMEOUT)):
-        for pid in pids():
-            try:
-                os.kill(pid, sig)
-            except ProcessLookupError:
-                pass
-        deadline = time.monotonic() + wait
-        while pids() and time.monotonic() < deadline:
-            time.sleep(0.05)
-        if not pids():
-            return
-
-
-def _end_group(daemon: subprocess.Popen) -> None:
-    for sig in (signal.SIGTERM, signal.SIGKILL):
-        try:
-            os.killpg(daemon.pid, sig)
-        except ProcessLookupError:
-            pass
-        try:
-            daemon.wait(timeout=STOP_TIMEOUT)
-            return
-        except subprocess.TimeoutExpired:
-            continue
