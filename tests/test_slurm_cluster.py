@@ -89,7 +89,7 @@ def test_a_second_cluster_beside_the_first_leaves_nothing(slurm_cluster, tmp_pat
         other.run(["srun", "-w", "n2", "touch", str(tmp_path / "from-n2")])
         assert (tmp_path / "from-n2").exists()
         # a job still running when the cluster stops is ended with it
-        job = other.run(["sbatch", "--parsable", "--wrap", "srun sleep 600"]).stdout.strip()
+        job = other.run(["sbatch", "--parsable", "-o", "/dev/null", "--wrap", "srun sleep 600"]).stdout.strip()
         wait_until(lambda: f"{job}.0" in other.run(["squeue", "-h", "-s", "-o", "%i"]).stdout)
     assert other.leftovers() == []
     slurm_cluster.run(["srun", "-N2", "true"])
