@@ -87,6 +87,45 @@ BAD = [
 ]
 
 
+# Hostile input: read within bounds, every name matched whole, bytes that
+# are not text named at their line. (id, bytes, line of the error, text)
+_BOMB = "".join(f"l{i}: &l{i} [{', '.join([f'*l{i - 1}' if i else 'x'] * 10)}]\n" for i in range(8))
+HOSTILE = [
+    ("alias-bomb", (GOOD + _BOMB).encode(), 19, "more than 100000 values once aliases are expanded"),
+    ("recursive-alias", (GOOD + "loop: &loop [1, *loop]\n").encode(), 19, "an alias refers to itself"),
+    ("deep-nesting", (GOOD + "deep: " + "[" * 3000 + "]" * 3000 + "\n").encode(), 1,
+     "nested deeper than 64 levels"),
+    ("too-large", (GOOD + "# " + "x" * (1 << 20) + "\n").encode(), 1, "larger than 1024 KiB"),
+    ("not-utf8", GOOD.replace("      - dask==2026.*", "      - dask==2026.* # caf\xe9")
+     .encode("latin-1"), 9, "not UTF-8 text (byte 0xe9)"),
+    ("newline-in-stack-version", GOOD.replace('version: "1"', 'version: "1\\n"').encode(), 3,
+     "is not valid here"),
+    ("newline-in-module-name", GOOD.replace("  dask:\n", '  "dask\\n":\n')
+     .replace("[dask]", '["dask\\n"]').encode(), 7, "not a valid name"),
+    ("newline-in-kernel-name", (GOOD + 'kernels:\n  - name: "k\\n"\n').encode(), 20,
+     "is not valid"),
+    ("newline-in-kernel-env", (GOOD + 'kernels:\n  - name: k\n    env: {"A\\n": x}\n').encode(),
+     21, "kernels[0].env['A\\n']: 'A\\n' is not a valid name"),
+    ("duplicate-source-extension", GOOD.replace(
+        "      - jupyterlab-git", "      - jupyterlab-git\n    source_extensions:\n"
+        "      - jupyterlab-tour@4.0.1\n      - jupyterlab-tour@4.0.0").encode(), 18,
+     "source extension 'jupyterlab-tour' is listed twice (also on line 17)"),
+]
+
+
+@pytest.mark.parametrize("document, line, text", [h[1:] for h in HOSTILE],
+                         ids=[h[0] for h in HOSTILE])
+def test_hostile_stack_is_refused_within_bounds(tmp_path, document, line, text):
+    path = tmp_path / "stack.yaml"
+    path.write_bytes(document)
+    with pytest.raises(SpecError) as err:
+        load_stack(path, display="stack.yaml")
+    rendered = err.value.render()
+    assert rendered.startswith(f"stack.yaml:{line}:"), rendered
+    assert text in rendered, rendered
+    assert len(rendered.splitlines()) < 25
+
+
 @pytest.mark.parametrize("document, line, text", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
 def test_bad_stack_is_one_clear_screen(tmp_path, document, line, text):
     path = tmp_path / "stack.yaml"

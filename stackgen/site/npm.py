@@ -57,7 +57,7 @@ class LockedNpm:
 
 def parse_pin(text: str, module: str) -> NpmPin:
     """`name@1.2.3` -> NpmPin; ValueError with what is wrong otherwise."""
-    match = _PIN.match(text.strip())
+    match = _PIN.fullmatch(text.strip())
     if not match:
         if "@" not in text.lstrip("@"):
             raise ValueError(f"{text!r} names no version")

@@ -195,6 +195,13 @@ def _module(source: Source, name: str, body: dict, stack_version: str) -> Module
                            "add a packages: list, or remove the module")
     sources = tuple(_npm_pin(source, ("modules", name, "source_extensions", i), text, name)
                     for i, text in enumerate(body.get("source_extensions", [])))
+    for i, pin in enumerate(sources):
+        first = next(j for j, other in enumerate(sources) if other.name == pin.name)
+        if first != i:
+            line, _ = source.where(("modules", name, "source_extensions", first))
+            raise source.error(("modules", name, "source_extensions", i),
+                               f"source extension '{pin.name}' is listed twice (also on line {line})",
+                               "list each npm package once, with the one version to build")
     if sources and not any(p.name == "jupyterlab" for p in pins):
         raise source.error(("modules", name, "source_extensions"),
                            f"module '{name}' has source extensions but does not list jupyterlab",

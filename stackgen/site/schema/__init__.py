@@ -99,7 +99,7 @@ def _check(value: Any, node: dict, path: tuple, source: Source) -> None:
     if isinstance(value, str):
         if len(value) < node.get("minLength", 0):
             raise source.error(path, "must not be empty", _example_hint(node))
-        if "pattern" in node and not re.search(node["pattern"], value):
+        if "pattern" in node and not re.fullmatch(node["pattern"], value):
             raise source.error(path, f"{value!r} is not valid here: "
                                f"{node.get('description', 'see the schema').split('.')[0]}",
                                _example_hint(node))
@@ -138,7 +138,7 @@ def _check_mapping(value: dict, node: dict, path: tuple, source: Source) -> None
     for key, item in value.items():
         if "propertyNames" in node:
             pattern = resolve_ref(node["propertyNames"]).get("pattern")
-            if pattern and not re.search(pattern, key):
+            if pattern and not re.fullmatch(pattern, key):
                 raise source.error(path + (key,), f"{key!r} is not a valid name "
                                    f"(letters, digits, '.', '_', '-'; starting with a letter or digit)",
                                    key=True)
