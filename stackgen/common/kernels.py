@@ -44,12 +44,21 @@ def slug(name: str) -> str:
     return out[:60]
 
 
+def display_name(text: str) -> str:
+    """A display name as given, refused when it holds a newline or another
+    control character: it is one line in the launcher's menu."""
+    if re.search(r"[\x00-\x1f\x7f]", text):
+        raise InputError(f"display name {text!r} holds a newline or another control character",
+                         "give the kernel's display name as one line of text")
+    return text
+
+
 def parse_env(items: list[str]) -> tuple[tuple[str, str], ...]:
     """`K=V` pairs from the command line; the key must be a variable name."""
     out = []
     for item in items:
         key, sep, value = item.partition("=")
-        if not sep or not _ENV_KEY.match(key):
+        if not sep or not _ENV_KEY.fullmatch(key):
             raise InputError(f"--env {item!r}: expected NAME=VALUE with NAME a variable name",
                              "for example --env OMP_NUM_THREADS=4")
         out.append((key, value))
@@ -58,7 +67,7 @@ def parse_env(items: list[str]) -> tuple[tuple[str, str], ...]:
 
 def launcher_text(spec: KernelSpec) -> str:
     return environment().get_template("kernel.sh.j2").render(
-        display_name=spec.display_name, lmod_init=spec.lmod_init, modulepath=spec.modulepath,
+        lmod_init=spec.lmod_init, modulepath=spec.modulepath,
         stack_module=spec.stack_module, modules=spec.modules, env=spec.env, venv=spec.venv)
 
 

@@ -86,6 +86,8 @@ def _add_venv_and_kernels(inner) -> None:
     p.add_argument("--env", action="append", default=[], metavar="K=V",
                    help="a variable to set for the kernel (repeatable)")
     p.add_argument("--display-name", metavar="TEXT", help="name shown in the launcher")
+    p.add_argument("--force", action="store_true",
+                   help="replace a kernel of that name that stackgen made for you")
     p.add_argument("--install-ipykernel", action="store_true",
                    help="install ipykernel into the venv if it cannot import it")
     p = command(kernel_sub, "list", "your kernels made by stackgen, and which are stale",

@@ -53,19 +53,24 @@ def venv_create(args: Namespace) -> int:
     path = Path(args.path).expanduser().absolute()
     if path.exists() and any(path.iterdir()):
         raise InputError(f"{path} exists and is not empty", "choose a new folder")
+    name = args.name or path.name
+    spec = _spec(central, name, args.display_name or f"Python ({name})", str(path), [], ())
+    _refuse_to_replace(spec.name, force=False)
     progress(f"making a virtual environment on the stack's Python: {path}")
+    made = not path.exists()
     try:
         run([sys.executable, "-m", "venv", str(path)], env=clean_env(),
             describe="python -m venv")
         (site,) = list(path.glob("lib/python*/site-packages"))
         # the stack's packages after the venv's own, visible even without the module
         write_atomic(site / "_stackgen_stack.pth", "".join(f"{p}\n" for p in stack_sites()))
-    except BaseException:
-        shutil.rmtree(path, ignore_errors=True)
+        folder = _write_kernel(spec)
+    except BaseException:          # all or nothing: no venv without its kernel
+        if made:
+            shutil.rmtree(path, ignore_errors=True)
+        else:
+            _empty(path)
         raise
-    name = args.name or path.name
-    spec = _spec(central, name, args.display_name or f"Python ({name})", str(path), [], ())
-    folder = _write_kernel(spec)
     print(f"{path}: a virtual environment seeing the stack {central.stack} {central.version}\n"
           f"  kernel {spec.name} ({spec.display_name}) in {folder}\n"
           f"  add packages with: {path}/bin/python -m pip install NAME")
@@ -83,6 +88,7 @@ def kernel_add(args: Namespace) -> int:
         _ensure_ipykernel(python, args.install_ipykernel)
     spec = _spec(central, args.name, args.display_name or args.name, str(venv or ""),
                  args.module, kernels.parse_env(args.env))
+    _refuse_to_replace(spec.name, force=args.force)
     folder = _write_kernel(spec)
     print(f"kernel {spec.name} ({spec.display_name}) in {folder}")
     return 0
@@ -91,11 +97,42 @@ def kernel_add(args: Namespace) -> int:
 def _spec(central: Central, name: str, display: str, venv: str, modules: list[str],
           env: tuple) -> kernels.KernelSpec:
     return kernels.KernelSpec(
-        name=kernels.slug(name), display_name=display,
+        name=kernels.slug(name), display_name=kernels.display_name(display),
         stack_module=central.module, modulepath=str(central.modulepath),
         lmod_init=_lmod_init(), modules=tuple(modules), env=env, venv=venv,
         metadata=(("stack", central.stack), ("version", central.version),
                   ("bundle", central.bundle), ("venv", venv)))
+
+
+def _made_by_stackgen(folder: Path) -> dict | None:
+    """The stackgen metadata of the kernel in `folder`, or None when stackgen
+    did not make it (or there is none)."""
+    try:
+        data = json.loads((folder / "kernel.json").read_text())
+    except (OSError, ValueError):
+        return None
+    meta = data.get("metadata", {}).get("stackgen") if isinstance(data, dict) else None
+    return meta if isinstance(meta, dict) else None
+
+
+def _refuse_to_replace(name: str, force: bool) -> None:
+    """A kernel of that name that stackgen did not make is never replaced;
+    one of the user's made by stackgen only with --force."""
+    folder = kernels_dir() / name
+    if not folder.exists():
+        return
+    meta = _made_by_stackgen(folder)
+    if meta is None:
+        raise InputError(f"{folder} holds a kernel stackgen did not make; it is left as it is",
+                         "choose another name, or remove that folder yourself")
+    if not force:
+        raise InputError(f"you already have a kernel {name} ({folder})",
+                         "pass --force to replace it, or choose another name")
+
+
+def _empty(path: Path) -> None:
+    for child in path.iterdir():
+        shutil.rmtree(child) if child.is_dir() and not child.is_symlink() else child.unlink()
 
 
 def _ensure_ipykernel(python: Path, install: bool) -> None:
@@ -175,8 +212,14 @@ def kernel_list(args: Namespace) -> int:
 def kernel_remove(args: Namespace) -> int:
     name = kernels.slug(args.name)
     folder = kernels_dir() / name
-    if not (folder / "kernel.json").exists() or \
-            "stackgen" not in json.loads((folder / "kernel.json").read_text()).get("metadata", {}):
+    meta = _made_by_stackgen(folder)
+    if meta is None:
+        site = [p for p in os.environ.get("JUPYTER_PATH", "").split(os.pathsep)
+                if p and _made_by_stackgen(Path(p) / "kernels" / name)]
+        if site:
+            raise InputError(f"{name} is a kernel of the site ({Path(site[0]) / 'kernels' / name}),"
+                             " not yours: it cannot be removed",
+                             "hide it from your launcher with a kernel of your own of that name")
         raise InputError(f"no kernel {name} made by stackgen in {kernels_dir()}",
                          "`stackgen user-overlay kernel list` shows them")
     shutil.rmtree(folder)
