@@ -124,3 +124,24 @@ def test_a_broken_jupyterhub_env_is_reported_and_the_server_starts(built_stack, 
         (home / ".jupyterhub.env").unlink()
     log = (home / "lab.log").read_text()
     assert "not sourcing" in log and "syntax error" in log and "line 2" in log
+
+
+def test_in_a_venv_kernel_the_venvs_own_version_wins_and_the_stack_stays_below(built_stack, home):
+    venv = home / "venvs" / "own-toolz"
+    made = lab(built_stack, home, shlex.join(
+        ["stackgen", "user-overlay", "venv", "create", str(venv), "--name", "own-toolz"]) + " 2>&1")
+    assert made.returncode == 0, made.stdout
+    installed = lab(built_stack, home, "PIP_CONFIG_FILE=/dev/null " + shlex.join(
+        [str(venv / "bin" / "python"), "-m", "pip", "install", "-q", "--no-deps", "--index-url",
+         "https://pypi.org/simple", "toolz==0.12.1"]) + " 2>&1", timeout=600)
+    assert installed.returncode == 0, installed.stdout
+    ran = run_kernel(built_stack, home, "own-toolz",
+                     "import toolz, ipyparallel; print(toolz.__version__, toolz.__file__)")
+    assert ran.returncode == 0, ran.stderr[-3000:]
+    version, path = ran.stdout.split()
+    assert version == "0.12.1" and path.startswith(str(venv)), ran.stdout
+    # bin/stackgen runs the module's own Python even with the user's venv active
+    listed = lab(built_stack, home, f". {shlex.quote(str(venv / 'bin' / 'activate'))} && "
+                 "stackgen user-overlay kernel list --json")
+    assert listed.returncode == 0, listed.stderr
+    assert "own-toolz" in listed.stdout

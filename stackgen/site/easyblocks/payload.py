@@ -88,5 +88,6 @@ def singleuser_launcher(installdir, place):
 def user_launcher(installdir):
     """(path, text, mode) of bin/stackgen, the user side's command."""
     text = environment().get_template('stackgen-user.sh.j2').render(
-        user_code=layout.rel(layout.USER_CODE))
+        user_code=layout.rel(layout.USER_CODE),
+        python=layout.rel((*layout.JUPYTER_ENV, *layout.BIN, 'python3')))
     return os.path.join(installdir, *layout.BIN, 'stackgen'), text, 0o755
