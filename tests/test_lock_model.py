@@ -87,8 +87,10 @@ def test_render_is_sorted_and_stable(stack):
 
 
 @pytest.mark.parametrize("mangle, message", [
-    (lambda t: t.replace("# stackgen-lock-format: 1", "# stackgen-lock-format: 9"), "format 9"),
-    (lambda t: t.replace("# stackgen-lock-format: 1\n", ""), "not a stackgen lock"),
+    (lambda t: t.replace(f"# stackgen-lock-format: {lockfile.LOCK_FORMAT}",
+                         "# stackgen-lock-format: 9"), "format 9"),
+    (lambda t: t.replace(f"# stackgen-lock-format: {lockfile.LOCK_FORMAT}\n", ""),
+     "not a stackgen lock"),
     (lambda t: t.replace("# spec-digest", "# spec-dagest"), "spec-digest"),
     (lambda t: t.replace("    # file:", "    # fil:"), "unexpected line"),
 ])
