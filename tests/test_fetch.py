@@ -34,6 +34,10 @@ class RangeHandler(http.server.SimpleHTTPRequestHandler):
         start = 0
         if self.headers.get("Range"):
             start = int(self.headers["Range"].split("=")[1].rstrip("-"))
+            if start >= len(data):           # as PyPI's CDN answers
+                self.send_response(416)
+                self.end_headers()
+                return
             self.send_response(206)
         else:
             self.send_response(200)

@@ -5,6 +5,7 @@ an npm tarball's integrity)."""
 from __future__ import annotations
 
 import base64
+import errno
 import hashlib
 import os
 import urllib.error
@@ -52,30 +53,89 @@ def digest_for(path: Path, expected: str) -> str:
     return digest_of(path, _algorithm(expected))
 
 
+class DiskError(StackgenError):
+    """The folder files go to cannot take them: full, read-only, not ours."""
+
+
+def disk_error(path: Path, exc: OSError, doing: str) -> DiskError:
+    reason = exc.strerror or str(exc)
+    hint = {errno.ENOSPC: "free space there, or give another folder",
+            errno.EDQUOT: "free space in your quota, or give another folder",
+            errno.EROFS: "the file system is read-only: give a writable folder",
+            errno.EACCES: "you may not write there: give a folder of your own"}.get(
+        exc.errno, "check the folder, then run the command again")
+    return DiskError(f"{doing} {path} failed: {reason} (a disk error, not a network one)", hint)
+
+
 def download(item: Wanted, wheelhouse: Path) -> int:
-    """Download one file, resuming a partial one; verify, then move into place."""
+    """Download one file, resuming a partial one; verify, then move into place.
+
+    A partial file that already holds every byte (a run killed between its
+    last write and its rename) is verified and moved into place, not resumed
+    past its end; one the server cannot resume (HTTP 416) is fetched afresh.
+    A full disk removes the partial file, so a retry does not fill it more."""
     target = wheelhouse / item.file
     part = wheelhouse / f".{item.file}.part"
-    offset = part.stat().st_size if part.exists() else 0
-    request = urllib.request.Request(item.url, headers={"User-Agent": "stackgen"})
-    if offset:
-        request.add_header("Range", f"bytes={offset}-")
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            if offset and response.status != 206:      # server ignored the range
-                offset = 0
-            with open(part, "ab" if offset else "wb") as fh:
-                for chunk in iter(lambda: response.read(_CHUNK), b""):
-                    fh.write(chunk)
-    except (urllib.error.URLError, OSError) as exc:
-        raise StackgenError(f"downloading {item.file} failed: {exc}",
-                            "check the network; run the command again to resume") from None
+    if part.exists() and digest_for(part, item.digest) == item.digest:
+        return _move_into_place(part, target)
+    for attempt in (1, 2):
+        offset = part.stat().st_size if part.exists() else 0
+        try:
+            _fetch(item, part, offset)
+            break
+        except urllib.error.HTTPError as exc:
+            if exc.code == 416 and offset and attempt == 1:
+                _remove(part)           # not resumable from there: start afresh
+                continue
+            raise StackgenError(f"downloading {item.file} failed: {exc}",
+                                "check the network; run the command again to resume") from None
+        except (urllib.error.URLError, TimeoutError, ConnectionError) as exc:
+            raise StackgenError(f"downloading {item.file} failed: {exc}",
+                                "check the network; run the command again to resume") from None
+        except OSError as exc:
+            if exc.errno in (errno.ENOSPC, errno.EDQUOT):
+                _remove(part)
+            raise disk_error(part, exc, "writing") from None
     got = digest_for(part, item.digest)
     if got != item.digest:
-        part.unlink()
+        _remove(part)
         raise HashMismatch(f"{item.url}: downloaded content has {got}, the lock names "
                            f"{item.digest}; the file was deleted",
                            "the index serves other content than when the lock was made: "
                            f"re-lock with `{item.relock}` after checking why")
-    os.replace(part, target)
-    return target.stat().st_size
+    return _move_into_place(part, target)
+
+
+def _fetch(item: Wanted, part: Path, offset: int) -> None:
+    """The bytes of `item` from `offset` on, appended to `part`. Network
+    errors come as urllib's; errors of the disk as plain OSErrors."""
+    request = urllib.request.Request(item.url, headers={"User-Agent": "stackgen"})
+    if offset:
+        request.add_header("Range", f"bytes={offset}-")
+    with urllib.request.urlopen(request, timeout=60) as response:
+        if offset and response.status != 206:      # server ignored the range
+            offset = 0
+        with open(part, "ab" if offset else "wb") as fh:
+            while True:
+                try:
+                    chunk = response.read(_CHUNK)
+                except OSError as exc:             # the network, not the disk
+                    raise urllib.error.URLError(exc) from None
+                if not chunk:
+                    break
+                fh.write(chunk)
+
+
+def _move_into_place(part: Path, target: Path) -> int:
+    try:
+        os.replace(part, target)
+        return target.stat().st_size
+    except OSError as exc:
+        raise disk_error(target, exc, "moving the download to") from None
+
+
+def _remove(path: Path) -> None:
+    try:
+        path.unlink(missing_ok=True)
+    except OSError:
+        pass

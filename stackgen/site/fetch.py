@@ -10,7 +10,7 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from stackgen.common.download import HashMismatch, Wanted, digest_for, download
+from stackgen.common.download import HashMismatch, Wanted, digest_for, disk_error, download
 from stackgen.site.lockfile import Lock
 
 log = logging.getLogger("stackgen.site.fetch")
@@ -42,9 +42,19 @@ def verify_present(files: list[Wanted], wheelhouse: Path) -> list[Wanted]:
         if not path.exists():
             missing.append(item)
             continue
-        got = digest_for(path, item.digest)
+        try:
+            got = digest_for(path, item.digest)
+        except OSError as exc:
+            raise disk_error(path, exc, "reading") from None
         if got != item.digest:
-            path.unlink()
+            try:
+                path.unlink()
+            except OSError as exc:
+                raise HashMismatch(
+                    f"{path}: {got} differs from the lock's {item.digest} ({item.what}), and "
+                    f"it cannot be deleted: {exc.strerror or exc}",
+                    "remove it, or let whoever keeps this wheelhouse replace it; nothing was "
+                    "built from it") from None
             raise HashMismatch(
                 f"{path}: {got} differs from the lock's {item.digest} "
                 f"({item.what}); the file was deleted",
@@ -57,7 +67,10 @@ def fetch(lock: Lock, wheelhouse: Path,
           progress: Callable[[str], None] = lambda message: None) -> FetchReport:
     """Make `wheelhouse` hold every file of `lock`, verified. No network is
     touched when everything is already present."""
-    wheelhouse.mkdir(parents=True, exist_ok=True)
+    try:
+        wheelhouse.mkdir(parents=True, exist_ok=True)
+    except OSError as exc:
+        raise disk_error(wheelhouse, exc, "making the wheelhouse") from None
     files = wanted(lock)
     missing = verify_present(files, wheelhouse)
     present = len(files) - len(missing)
