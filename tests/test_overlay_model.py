@@ -53,17 +53,24 @@ def test_manifest_round_trip_and_refusals():
         Manifest.from_json("{", "m")
 
 
+def holding_what_the_manifest_lists(folder):
+    """An overlay folder with the files of MANIFEST's extension."""
+    (folder / "lib/python3.11/site-packages/jupyterlab_execute_time-3.2.0.dist-info").mkdir(parents=True)
+    (folder / "share/jupyter/labextensions/jupyterlab-execute-time").mkdir(parents=True)
+    return folder
+
+
 def test_swap_replaces_the_overlay_whole_and_status_follows_the_bundle(tmp_path):
     central = Central.from_environment(ENV)
     overlay = Overlay.for_central(central, {"XDG_DATA_HOME": str(tmp_path)})
     assert status(overlay, central) == "none"
-    first = overlay.scratch()
+    first = holding_what_the_manifest_lists(overlay.scratch())
     (first / "old-file").write_text("x")
     overlay.swap_in(first, MANIFEST)
     assert status(overlay, central) == "current"
     assert (overlay.root / "stackgen-bundle").read_text() == "sha256:aa\n"
     assert (overlay.stack_dir / "latest").read_text() == "2026.11\n"
-    second = overlay.scratch()
+    second = holding_what_the_manifest_lists(overlay.scratch())
     overlay.swap_in(second, MANIFEST)
     assert not (overlay.root / "old-file").exists()
     assert sorted(p.name for p in overlay.stack_dir.iterdir()) == ["2026.11", "latest"]

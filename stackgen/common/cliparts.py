@@ -42,6 +42,17 @@ def top_parser(description: str, example: str) -> argparse.ArgumentParser:
     return parser
 
 
+def os_error(exc: OSError):
+    """An OSError that no stage turned into a project error, as one: the
+    path, what the system said, and what to do."""
+    from stackgen.common.errors import StackgenError
+    where = " ".join(str(p) for p in (exc.filename, exc.filename2) if p) or "a file"
+    reason = exc.strerror or str(exc)
+    return StackgenError(f"{where}: {reason}",
+                         "check that this path is a folder you may write to, on a disk with space "
+                         "left (for your own files: HOME, XDG_DATA_HOME), then run the command again")
+
+
 def run_parsed(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
     """Parse, run the chosen command, turn a StackgenError into its message."""
     from stackgen.common.errors import StackgenError
@@ -56,6 +67,11 @@ def run_parsed(parser: argparse.ArgumentParser, argv: list[str] | None) -> int:
             raise
         print(exc.render(), file=sys.stderr)
         return exc.exit_code
+    except OSError as exc:        # a disk, a permission, a folder that is a file
+        if args.debug:
+            raise
+        print(os_error(exc).render(), file=sys.stderr)
+        return 1
     except KeyboardInterrupt:
         print("interrupted: nothing was written", file=sys.stderr)
         return 130

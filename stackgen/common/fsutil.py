@@ -25,3 +25,11 @@ def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
         except FileNotFoundError:
             pass
         raise
+
+
+def drop_leftover_temps(path: Path) -> None:
+    """Remove what a write_atomic of `path` killed before its rename left
+    (call it only where no other writer of `path` can be running)."""
+    path = Path(path)
+    for temp in path.parent.glob(f".{path.name}.*.tmp"):
+        temp.unlink(missing_ok=True)

@@ -18,9 +18,11 @@ from contextlib import contextmanager
 from dataclasses import asdict, dataclass
 from pathlib import Path
 
+from packaging.utils import canonicalize_name
+
 from stackgen.common import layout
 from stackgen.common.errors import InputError
-from stackgen.common.fsutil import write_atomic
+from stackgen.common.fsutil import drop_leftover_temps, write_atomic
 from stackgen.common.layout import OVERLAY_BUNDLE as BUNDLE_FILE
 from stackgen.common.layout import OVERLAY_LATEST as LATEST_FILE
 from stackgen.common.layout import OVERLAY_MANIFEST as MANIFEST
@@ -94,6 +96,8 @@ class Manifest:
     def from_json(cls, text: str, where: str) -> Manifest:
         try:
             data = json.loads(text)
+            if not isinstance(data, dict):
+                raise ValueError(f"a JSON {type(data).__name__}, not an object")
             fmt = data.get("format")
             if fmt != MANIFEST_FORMAT:
                 raise InputError(f"{where}: overlay manifest format {fmt}; this stackgen reads "
@@ -152,7 +156,8 @@ class Overlay:
         if not self.stack_dir.is_dir():
             return []
         return sorted(p for p in self.stack_dir.iterdir()
-                      if p.is_dir() and p != self.root and (p / MANIFEST).exists())
+                      if p.is_dir() and p != self.root and not p.name.startswith(".")
+                      and (p / MANIFEST).exists())
 
     @contextmanager
     def locked(self) -> Iterator[None]:
@@ -160,14 +165,32 @@ class Overlay:
         self.stack_dir.mkdir(parents=True, exist_ok=True)
         with open(self.stack_dir / f".{self.root.name}.lock", "w") as fh:
             fcntl.flock(fh, fcntl.LOCK_EX)
-            # what an interrupted change left behind (nobody else holds the lock)
-            for kind in ("new", "old"):
-                for leftover in self.stack_dir.glob(f".{self.root.name}.{kind}-*"):
-                    shutil.rmtree(leftover, ignore_errors=True)
+            self._recover()
             try:
                 yield
             finally:
                 fcntl.flock(fh, fcntl.LOCK_UN)
+
+    def _recover(self) -> None:
+        """Finish or undo a change that was interrupted (nobody else holds the
+        lock now). Killed between the two renames of swap_in, the old overlay
+        is in an .old- folder and the new one, complete (its manifest and
+        bundle marker are written last), in a .new- folder: the swap is
+        completed. Killed before, the overlay is still in place and the new
+        one is dropped; killed after, only the old one's removal is left."""
+        olds = sorted(self.stack_dir.glob(f".{self.root.name}.old-*"))
+        news = sorted(self.stack_dir.glob(f".{self.root.name}.new-*"))
+        if not self.root.exists():
+            complete = [n for n in news if (n / MANIFEST).exists() and (n / BUNDLE_FILE).exists()]
+            kept = [o / "overlay" for o in olds if (o / "overlay").is_dir()]
+            if complete and kept:
+                os.replace(complete[-1], self.root)
+                write_atomic(self.stack_dir / LATEST_FILE, self.root.name + "\n")
+            elif kept:
+                os.replace(kept[-1], self.root)
+        for leftover in (*olds, *news):
+            shutil.rmtree(leftover, ignore_errors=True)
+        drop_leftover_temps(self.stack_dir / LATEST_FILE)
 
     def scratch(self) -> Path:
         """A new empty folder beside the overlay (same file system, so the
@@ -202,11 +225,25 @@ class Overlay:
 
 
 def status(overlay: Overlay, central: Central) -> str:
-    """"none", "current", or "stale" (made on another central bundle)."""
+    """"none", "current", "stale" (made on another central bundle), or
+    "damaged" (a package or lab extension its manifest lists is gone)."""
     manifest = overlay.manifest()
     if manifest is None:
         return "none"
+    if missing_files(overlay, manifest):
+        return "damaged"
     return "current" if manifest.bundle == central.bundle else "stale"
+
+
+def missing_files(overlay: Overlay, manifest: Manifest) -> list[str]:
+    """What the manifest lists that is not in the overlay: a package's
+    metadata, a lab extension's folder."""
+    found = {canonicalize_name(d.name.split("-")[0]) for d in overlay.site_packages.glob("*.dist-info")}
+    missing = [f"{name} {version}" for name, version in manifest.packages if name not in found]
+    labs = overlay.root.joinpath(*layout.JUPYTER_DATA, "labextensions")
+    missing += [lab for ext in manifest.extensions if ext.kind == "prebuilt"
+                for lab in ext.labextensions if not (labs / lab).is_dir()]
+    return missing
 
 
 def refuse_central(name: str, central_versions: dict[str, str]) -> None:

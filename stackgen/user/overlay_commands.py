@@ -30,6 +30,7 @@ from stackgen.user.overlay import (
     Overlay,
     clean_scratch,
     disk_usage,
+    missing_files,
     refuse_central,
     status,
 )
@@ -162,7 +163,7 @@ def sync(args: Namespace) -> int:
                 return _report(args, overlay, None, "nothing to sync: you have no overlay")
             source = Overlay(others[-1], central.python_version)
             current = source.manifest()
-        elif current.bundle == central.bundle:
+        elif current.bundle == central.bundle and not missing_files(overlay, current):
             return _report(args, overlay, current, "already current")
         try:
             manifest = remake(central, overlay, list(current.extensions), args.index_url)
@@ -204,6 +205,9 @@ def list_(args: Namespace) -> int:
         print(f"  with: {', '.join(extra)}")
     if state == "stale":
         print("  made on another central bundle: run `stackgen user-overlay sync`")
+    elif state == "damaged":
+        print(f"  files it lists are gone ({', '.join(missing_files(overlay, manifest))}): "
+              "run `stackgen user-overlay sync` to re-make it")
     return 0
 
 
