@@ -96,7 +96,7 @@ def test_kernels_load_the_lab_module_by_the_name_stack_yaml_gives_it(tmp_path, m
     for key, value in {**central, "JUPYTER_DATA_DIR": str(tmp_path)}.items():
         monkeypatch.setenv(key, value)
     kernel_commands.kernel_add(Namespace(name="k", venv=None, module=[], env=[], display_name=None,
-                                         install_ipykernel=False))
+                                         install_ipykernel=False, force=False))
     launcher = (tmp_path / "kernels" / "k" / "kernel.sh").read_text()
     assert "module use /apps/modules/all " in launcher
     assert "module load lab/2 " in launcher

@@ -10,6 +10,7 @@ from __future__ import annotations
 import logging
 import os
 import shlex
+import shutil
 import subprocess
 import time
 from collections.abc import Callable, Mapping, Sequence
@@ -95,6 +96,12 @@ def clean_env(base: Mapping[str, str] | None = None, **extra: str) -> dict[str, 
     return env
 
 
+# A command stackgen runs ends when stackgen does, even by SIGKILL: a killed
+# `stackgen lock` must not leave its resolver running for minutes. setpriv
+# (util-linux) sets the parent-death signal, then runs the command itself.
+_DIES_WITH_STACKGEN = ("setpriv", "--pdeathsig", "KILL", "--") if shutil.which("setpriv") else ()
+
+
 def run(argv: Sequence[str | os.PathLike], *, env: Mapping[str, str] | None = None,
         cwd: str | os.PathLike | None = None, check: bool = True,
         describe: str | None = None, hint: str | None = None,
@@ -112,8 +119,13 @@ def run(argv: Sequence[str | os.PathLike], *, env: Mapping[str, str] | None = No
     """
     args = [os.fspath(a) for a in argv]
     log.debug("run: %s", shlex.join(args))
+    search = (env if env is not None else os.environ).get("PATH", os.defpath)
+    if shutil.which(args[0], path=search) is None:
+        raise CommandError(args, 127, "", message=f"{describe or 'command'}: "
+                           f"{args[0]} not found", hint=hint)
     try:
-        proc = subprocess.Popen(args, env=dict(env) if env is not None else None, cwd=cwd,
+        proc = subprocess.Popen([*_DIES_WITH_STACKGEN, *args],
+                                env=dict(env) if env is not None else None, cwd=cwd,
                                 stdin=subprocess.PIPE if input is not None else subprocess.DEVNULL,
                                 stdout=subprocess.PIPE,
                                 stderr=subprocess.STDOUT if on_line else subprocess.PIPE,

@@ -5,7 +5,6 @@ from __future__ import annotations
 import json
 import logging
 import re
-import tempfile
 from collections.abc import Callable, Iterable
 from pathlib import Path
 
@@ -14,7 +13,7 @@ from packaging.requirements import Requirement
 from packaging.utils import canonicalize_name
 
 from stackgen.common.errors import CommandError, InputError, StackgenError
-from stackgen.common.fsutil import write_atomic
+from stackgen.common.fsutil import scratch_folder, write_atomic
 from stackgen.common.pypi import INDEX_URL, parse_pip_report
 from stackgen.common.run import clean_env, run
 from stackgen.site import lockfile, npm
@@ -49,7 +48,7 @@ def make_lock(stack: Stack, base: Base, *, resolver: str = "pip-tools",
         constraints=tuple(base.identity.constraints()),
         previous=previous.render() if previous else None,
         upgrade=upgrade, upgrade_all=upgrade_all)
-    with tempfile.TemporaryDirectory(prefix="stackgen-lock-") as tmp:
+    with scratch_folder(cache / "tmp", "lock-") as tmp:
         progress(f"resolving {len(request.requirements)} requirements with {resolver} "
                  f"for {base.identity.module} (Python {base.identity.python})")
         resolved = [r for r in resolve(resolver, request, base, Path(tmp), cache,
