@@ -74,7 +74,9 @@ def built_stack(tmp_path_factory) -> BuiltStack:
     import shutil
     import tempfile
 
-    root = Path(tempfile.mkdtemp(prefix="stackgen-e2e-", dir="/tmp"))
+    # not in /tmp: the Slurm test nodes each have a /tmp of their own, and the
+    # stack is software every node of a cluster sees
+    root = Path(tempfile.mkdtemp(prefix="stackgen-e2e-", dir="/var/tmp"))
     root.chmod(0o755)
     data = yaml.safe_load((REPO / "stack.yaml").read_text())
     data["base"]["modulepath"] = [str(REPO / p) for p in data["base"]["modulepath"]]
@@ -103,7 +105,9 @@ def slurm_cluster():
     if missing:
         pytest.fail(f"the Slurm test cluster needs Debian packages {' '.join(missing)}: "
                     "run ./bootstrap env (as root)")
-    cluster = SlurmCluster().start()
+    # the nodes have a /tmp of their own: a checkout there (CI's clone may be)
+    # is bound into it, as software is shared on a cluster
+    cluster = SlurmCluster(shared=tuple(p for p in (REPO,) if p.is_relative_to("/tmp"))).start()
     yield cluster
     cluster.stop()
     left = cluster.leftovers()
