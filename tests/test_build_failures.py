@@ -4,6 +4,9 @@ file that is not what the lock names stops the build before EasyBuild runs."""
 from __future__ import annotations
 
 import os
+import shutil
+import subprocess
+import sys
 
 import pytest
 
@@ -108,8 +111,8 @@ def test_a_failing_import_names_the_extension_and_leaves_nothing(tiny, tmp_path)
 
 
 def test_a_failed_rebuild_puts_the_previous_install_back(tiny, tmp_path):
-    """EasyBuild deletes the install it rebuilds; stackgen moves it aside
-    first, and back when the rebuild fails: users keep the working module."""
+    """A rebuild runs beside the prefix and is swapped in only when it
+    succeeded: when it fails, users keep the working module as it was."""
     prefix = tmp_path / "prefix"
     ok = run_stackgen("build", "--prefix", str(prefix), "--wheelhouse",
                       str(tmp_path / "wheels"), cwd=tiny)
@@ -171,3 +174,96 @@ def test_a_failed_module_fails_the_run_waiting_for_it_and_is_the_error_shown(rep
     assert not [p for p in (prefix / "software").rglob("*") if p.is_file()]
     assert not list(prefix.rglob("*.lua"))
 
+
+
+def loads_six(prefix, home):
+    loaded = login_shell(f"module use {prefix}/modules/all && module load tinymod/1 && "
+                         "python -c 'import six; print(six.__version__)'", home=home)
+    return loaded.stdout.strip() == "1.17.0"
+
+
+def built(tiny, prefix, tmp_path, **kw):
+    return subprocess.Popen([sys.executable, "-m", "stackgen", "build", "--prefix", str(prefix),
+                             "--wheelhouse", str(tmp_path / "wheels")], cwd=tiny,
+                            stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True, **kw)
+
+
+def needs_rebuild(prefix):
+    """As after an upgrade of stackgen: the next build rebuilds tinymod."""
+    (prefix / "software" / "tinymod" / "1" / "share" / "stackgen" / "easyconfig-digest").unlink()
+
+
+@pytest.mark.skipif(not shutil.which("strace"), reason="strace (Debian's) is installed by ./bootstrap")
+@pytest.mark.parametrize("point", ["the install's exchange", "between the install and its module file"])
+def test_a_rebuild_killed_while_it_swaps_in_keeps_a_working_module(tiny, tmp_path, point):
+    """Killed at the two steps that make the new build visible, the module
+    loads and works at once, and the next build completes the swap."""
+    prefix = tmp_path / "prefix"
+    first = built(tiny, prefix, tmp_path)
+    assert first.wait() == 0, first.stderr.read()
+    needs_rebuild(prefix)
+    install = prefix / "software" / "tinymod" / "1"
+    modulefile = prefix / "modules" / "all" / "tinymod" / "1.lua"
+    # (strace -P names a path a system call uses; a rename matches by its source)
+    syscall, path = {"the install's exchange": ("renameat2", install),
+                     "between the install and its module file":
+                     ("openat", install / "share" / "stackgen" / "build-id")}[point]
+    old_module_text = modulefile.read_text()
+    killed = subprocess.run(
+        ["strace", "-f", "-qq", "-o", "/dev/null", "-P", str(path), "-e", f"trace={syscall}",
+         "-e", f"inject={syscall}:signal=KILL:when=1", sys.executable, "-m", "stackgen", "build",
+         "--prefix", str(prefix), "--wheelhouse", str(tmp_path / "wheels")],
+        cwd=tiny, capture_output=True, text=True, timeout=600)
+    assert killed.returncode != 0, "the build was not stopped there"
+    assert loads_six(prefix, tmp_path), f"no working module after a kill at {point}"
+    assert modulefile.read_text() == old_module_text
+    again = built(tiny, prefix, tmp_path)
+    assert again.wait() == 0, again.stderr.read()
+    assert loads_six(prefix, tmp_path)
+    assert (install / "share" / "stackgen" / "easyconfig-digest").exists()
+    assert not (prefix / ".stackgen-staging").exists()
+
+
+def test_a_rebuild_killed_in_the_middle_of_easybuild_leaves_the_module_working(tiny, tmp_path):
+    prefix = tmp_path / "prefix"
+    first = built(tiny, prefix, tmp_path)
+    assert first.wait() == 0, first.stderr.read()
+    needs_rebuild(prefix)
+    hooks = tmp_path / "kill_hooks.py"      # the build, stackgen first, dies at this step
+    hooks.write_text("import os, signal\n\n\n"
+                     "def post_install_hook(self, *args, **kwargs):\n"
+                     "    os.killpg(os.getpgid(0), signal.SIGKILL)\n")
+    killed = built(tiny, prefix, tmp_path, env=dict(os.environ, EASYBUILD_HOOKS=str(hooks)),
+                   start_new_session=True)
+    assert killed.wait() == -9
+    assert loads_six(prefix, tmp_path)
+    assert list((prefix / ".stackgen-staging").iterdir()), "the killed build left no staging"
+    again = built(tiny, prefix, tmp_path)
+    assert again.wait() == 0, again.stderr.read()
+    assert loads_six(prefix, tmp_path) and not (prefix / ".stackgen-staging").exists()
+
+
+ROUNDS = 20
+
+
+def test_two_builds_of_one_prefix_at_once_never_break_it(tiny, tmp_path):
+    """Started together, 20 times: one builds, the other is refused naming
+    it (or finds nothing left to do); the module loads after every round."""
+    prefix = tmp_path / "prefix"
+    first = built(tiny, prefix, tmp_path)
+    assert first.wait() == 0, first.stderr.read()
+    refused = 0
+    for _ in range(ROUNDS):
+        needs_rebuild(prefix)
+        pair = [built(tiny, prefix, tmp_path), built(tiny, prefix, tmp_path)]
+        results = [(p.wait(), p.stderr.read()) for p in pair]
+        for code, err in results:
+            assert "Traceback" not in err
+            if code:
+                assert code == 1 and f"{prefix} is being built by stackgen build pid" in err, err
+                refused += 1
+        assert any(code == 0 for code, _ in results)
+        assert loads_six(prefix, tmp_path)
+        assert (prefix / "software" / "tinymod" / "1" / "share" / "stackgen" /
+                "easyconfig-digest").exists()
+    assert refused, "the two builds never overlapped"

@@ -41,6 +41,7 @@ from stackgen.common.templating import environment
 from stackgen.site import npm
 from stackgen.site.easyblocks.contract import BuildContract, BuildStatus
 from stackgen.site.lockfile import Lock
+from stackgen.site.prefix import Staging
 
 log = logging.getLogger("stackgen.site.build")
 
@@ -106,13 +107,15 @@ class EasyBuild:
     build_cache: bool = True          # reuse a JupyterLab app dir built before (labbuild)
     base_interpreter: Path | None = None   # the base module's python3: installs start early
 
-    def options(self) -> list[str]:
+    def options(self, installpath: Path | None = None) -> list[str]:
+        """eb's options; it installs into `installpath` (a staging folder
+        beside the prefix, see stackgen.site.prefix), else the prefix."""
         easyblock = resources.files("stackgen.site.easyblocks") / "stackgenbundle.py"
         plugins = resources.files("stackgen.site") / "eb_plugins"
         # no --robot: stackgen orders the builds itself, and a run whose
         # dependencies are still being built must not build them again
         opts = [
-            f"--installpath={self.prefix}",
+            f"--installpath={installpath or self.prefix}",
             f"--sourcepath={self.wheelhouse}",
             f"--buildpath={self.workdir / 'build'}",
             f"--tmpdir={self.workdir / 'tmp'}",
@@ -126,6 +129,9 @@ class EasyBuild:
             # wheels only: nothing is compiled or linked, so EasyBuild's RPATH
             # compiler wrappers and its RPATH check of bin/ have nothing to do
             "--disable-rpath",
+            # stackgen decides what to build: the module it rebuilds is still in
+            # the prefix (on MODULEPATH) until the new one is swapped in
+            "--rebuild",
         ]
         if os.geteuid() == 0:
             opts.append("--allow-use-as-root-and-accept-consequences")
@@ -134,7 +140,8 @@ class EasyBuild:
     def environment(self, lmod_cmd: str, contract: BuildContract | None = None) -> dict[str, str]:
         env = {k: v for k, v in clean_env().items() if not k.startswith(_LMOD_STATE)}
         system = [p for p in os.environ.get("MODULEPATH", "").split(":") if p]
-        env["MODULEPATH"] = ":".join(dict.fromkeys([*map(str, self.modulepath), *system]))
+        env["MODULEPATH"] = ":".join(dict.fromkeys([str(self.prefix.joinpath(*layout.MODULEPATH)),
+                                                    *map(str, self.modulepath), *system]))
         env["LMOD_CMD"] = lmod_cmd
         env["EB_PYTHON"] = sys.executable
         env.pop("PYTHONOPTIMIZE", None)
@@ -147,7 +154,7 @@ class EasyBuild:
         """What every eb run of this build is told (build_one adds its waits)."""
         lab = bool(self.node_bin)
         return BuildContract(
-            uv=self.uv or "", uv_cache=str(self.workdir / "uv-cache") if self.uv else "",
+            final_prefix=str(self.prefix), uv=self.uv or "", uv_cache=str(self.workdir / "uv-cache") if self.uv else "",
             base_python=str(self.base_interpreter or ""), node_bin=str(self.node_bin or ""),
             yarn_cache=str(self.workdir / "yarn-cache") if lab else "",
             lab_cache=str(self.workdir / "lab-builds") if lab and self.build_cache else "")
@@ -248,11 +255,10 @@ def build_modules(eb: EasyBuild, todo: list[tuple[Module, str]], lmod_cmd: str,
     The first failure lets the running builds end (those waiting for the
     failed module fail at once) and starts no new one, then is raised.
 
-    A module being rebuilt has its install and module file moved aside first
-    (EasyBuild would delete the install and leave the module file pointing at
-    a half-made one): users see no module while it builds, and the previous
-    one comes back when the new one is not completed. A module built for the
-    first time leaves nothing behind when it fails. `run_one` runs one
+    Each run installs into a staging folder beside the prefix and its module
+    is swapped in whole when it succeeded (stackgen.site.prefix): the module
+    being rebuilt stays loadable meanwhile, and a failed run leaves the
+    prefix as it was. `run_one` runs one
     module's build (build_one; the build-order tests pass a stand-in)."""
     jobs = max(1, jobs)
     pending = dict(todo)
@@ -309,9 +315,10 @@ def build_modules(eb: EasyBuild, todo: list[tuple[Module, str]], lmod_cmd: str,
 def build_one(eb: EasyBuild, module: Module, why: str, lmod_cmd: str,
               progress: Callable[[str], None], awaits: tuple[str, ...] = (),
               status: BuildStatus | None = None, niceness: int = 0) -> None:
-    """One eb run for one module, its previous install kept aside meanwhile;
-    it waits for the modules in `awaits` to be marked built in `status`, and
-    installs with `niceness` meanwhile."""
+    """One eb run for one module, into a staging folder beside the prefix,
+    swapped in whole when it succeeded (the previous install stays loadable
+    until then); it waits for the modules in `awaits` to be marked built in
+    `status`, and installs with `niceness` meanwhile."""
     step = re.compile(r"^== (.*)$")
 
     def show(line: str) -> None:
@@ -321,66 +328,23 @@ def build_one(eb: EasyBuild, module: Module, why: str, lmod_cmd: str,
             progress(f"{module.full_name}: {match.group(1)}")
 
     progress(f"building {module.full_name} ({why})")
-    previous = _PreviousInstall.move_aside(module, eb.prefix) if why != "not installed" else None
+    staging = Staging.make(eb.prefix, module.name, module.version)
     contract = eb.contract()
     if awaits and status:
         contract = replace(contract, await_modules=awaits, build_status=str(status.folder),
                            install_niceness=min(19, niceness))
     env = eb.environment(lmod_cmd, contract)
     try:
-        run([*eb_argv(), str(module.easyconfig), *eb.options()],
+        run([*eb_argv(), str(module.easyconfig), *eb.options(installpath=staging.root)],
             env=env, cwd=eb.workdir,
             describe=f"EasyBuild for {module.full_name}", on_line=show,
             logfile=eb.workdir / f"stackgen-eb-{module.name}.log")
+        staging.swap_in()
     except BaseException as exc:
-        shutil.rmtree(module.installdir(eb.prefix), ignore_errors=True)
-        module.modulefile(eb.prefix).unlink(missing_ok=True)
-        if previous:
-            previous.put_back()
+        staging.drop()
         if isinstance(exc, CommandError):
             raise _explain(module, exc) from None
         raise
-    if previous:
-        previous.drop()
-
-
-@dataclass(frozen=True)
-class _PreviousInstall:
-    """An installed module's folder and module file, kept aside (out of
-    MODULEPATH, beside the install folder) while it is rebuilt."""
-
-    installdir: Path
-    modulefile: Path
-    folder: Path
-
-    @property
-    def kept_modulefile(self) -> Path:
-        return self.folder / ".stackgen-previous-modulefile"
-
-    @classmethod
-    def move_aside(cls, module: Module, prefix: Path) -> _PreviousInstall:
-        installdir = module.installdir(prefix)
-        kept = cls(installdir, module.modulefile(prefix),
-                   installdir.with_name(f".{installdir.name}.stackgen-previous"))
-        shutil.rmtree(kept.folder, ignore_errors=True)
-        if installdir.exists():
-            installdir.rename(kept.folder)
-        else:
-            kept.folder.mkdir(parents=True)
-        if kept.modulefile.exists():
-            os.replace(kept.modulefile, kept.kept_modulefile)
-        return kept
-
-    def put_back(self) -> None:
-        if self.kept_modulefile.exists():
-            os.replace(self.kept_modulefile, self.modulefile)
-        if any(p != self.kept_modulefile for p in self.folder.iterdir()):
-            self.folder.rename(self.installdir)
-        else:
-            self.drop()
-
-    def drop(self) -> None:
-        shutil.rmtree(self.folder, ignore_errors=True)
 
 
 def _explain(module: Module, exc: CommandError) -> StackgenError:

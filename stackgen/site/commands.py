@@ -14,6 +14,7 @@ from stackgen.site import lockfile
 from stackgen.site.base import load_base
 from stackgen.site.check import stale_reasons
 from stackgen.site.lock import make_lock
+from stackgen.site.prefix import build_lock
 from stackgen.site.spec import load_stack
 
 
@@ -203,7 +204,6 @@ def render_easyconfigs(stack, current, wheelhouse, check_only: bool = False) -> 
 
 def build(args: Namespace) -> int:
     from stackgen.site import build as build_mod
-    from stackgen.site import lmod
     from stackgen.site import render as render_mod
     stack = load_stack(args.spec)
     prefix = Path(args.prefix).absolute() if args.prefix else stack.prefix
@@ -214,6 +214,24 @@ def build(args: Namespace) -> int:
     render_easyconfigs(stack, current, wheelhouse)      # verifies every file first
     plans = render_mod.plan(stack, current)
     modules = [build_mod.Module.of_plan(mp, stack.root / "easyconfigs") for mp in plans]
+    with build_lock(prefix):            # one build of a prefix at a time, for the whole run
+        todo = _build_modules(args, stack, current, base, prefix, plans, modules, wheelhouse)
+    if args.json:
+        emit_json({"prefix": str(prefix), "modulepath": str(prefix / "modules" / "all"),
+                   "built": [m.full_name for m, _ in todo],
+                   "modules": [m.full_name for m in modules]})
+        return 0
+    top = modules[-1].name
+    print(f"built {len(todo)} of {len(modules)} modules into {prefix}. Users type:\n"
+          f"  module use {prefix / 'modules' / 'all'}\n  module load {top}")
+    return 0
+
+
+def _build_modules(args, stack, current, base, prefix, plans, modules, wheelhouse) -> list:
+    """EasyBuild for every module that is missing or changed; the (module,
+    why) it built."""
+    from stackgen.site import build as build_mod
+    from stackgen.site import lmod
     todo = [(m, why) for m in modules if (why := build_mod.needs_build(m, prefix))]
     lab_module = next((mp.name for mp in plans if mp.holds_jupyterlab), None)
     if not todo:
@@ -238,12 +256,4 @@ def build(args: Namespace) -> int:
         build_mod.prune_failed_runs(workdir / "tmp")
         build_mod.build_modules(eb, todo, lmod_cmd=lmod.lmod_cmd(), progress=progress,
                                 jobs=args.jobs)
-    if args.json:
-        emit_json({"prefix": str(prefix), "modulepath": str(prefix / "modules" / "all"),
-                   "built": [m.full_name for m, _ in todo],
-                   "modules": [m.full_name for m in modules]})
-        return 0
-    top = modules[-1].name
-    print(f"built {len(todo)} of {len(modules)} modules into {prefix}. Users type:\n"
-          f"  module use {prefix / 'modules' / 'all'}\n  module load {top}")
-    return 0
+    return todo

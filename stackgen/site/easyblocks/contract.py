@@ -23,6 +23,10 @@ class BuildContract:
     hand on a rendered easyconfig sets none and still builds (pip installs,
     no waiting, node from PATH, nothing cached)."""
 
+    # the prefix users load the module from: EasyBuild installs into a staging
+    # folder beside it, and what the install names (launchers, kernels) must
+    # name where it will be
+    final_prefix: str = ""
     # the one-shot installer (uv from stackgen's environment) and its cache of
     # unpacked wheels, copied from there into every install
     uv: str = ""

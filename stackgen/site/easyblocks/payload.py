@@ -57,24 +57,28 @@ def copy_user_side(package_dir, target):
 @dataclass(frozen=True)
 class Place:
     """Where a launcher finds the stack: the folder of its module files, the
-    module itself ("name/version") and Lmod's bash init, for a shell that
-    has no `module` yet."""
+    module itself ("name/version"), Lmod's bash init, for a shell that has no
+    `module` yet, and the install as users will see it (EasyBuild builds it
+    in a staging folder first)."""
 
     modulepath: str
     module: str
     lmod_init: str
+    install: str
 
 
 def site_kernel_files(kernel, installdir, place):
     """(path, text, mode) of the kernel.json and launcher of one site kernel
-    (a dict of the easyconfig's site_kernels) in the install."""
+    (a dict of the easyconfig's site_kernels), written in `installdir` and
+    naming the launcher where the install will be."""
     folder = os.path.join(installdir, *layout.KERNELS, kernel['name'])
+    final = os.path.join(place.install, *layout.KERNELS, kernel['name'])
     spec = kernels.KernelSpec(
         name=kernel['name'], display_name=kernel.get('display_name') or kernel['name'],
         stack_module=place.module, modulepath=place.modulepath, lmod_init=place.lmod_init,
         modules=tuple(kernel.get('modules', ())), env=tuple(sorted(kernel.get('env', {}).items())),
         metadata=(('site', 'true'),))
-    return [(os.path.join(folder, 'kernel.json'), kernels.kernel_json(spec, folder), 0o644),
+    return [(os.path.join(folder, 'kernel.json'), kernels.kernel_json(spec, final), 0o644),
             (os.path.join(folder, kernels.LAUNCHER), kernels.launcher_text(spec), 0o755)]
 
 

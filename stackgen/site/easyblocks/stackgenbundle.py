@@ -21,6 +21,7 @@ import shutil
 import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
+from pathlib import Path
 
 from easybuild.easyblocks.generic import pythonpackage
 from easybuild.easyblocks.generic.pythonbundle import PythonBundle
@@ -294,8 +295,11 @@ class StackgenBundle(PythonBundle):
         """Where generated launchers find this module and Lmod."""
         lmod_pkg = os.environ.get('LMOD_PKG') or os.path.dirname(os.path.dirname(
             os.environ.get('LMOD_CMD', '/usr/share/lmod/lmod/libexec/lmod')))
-        return payload.Place(self.installdir_mod, '%s/%s' % (self.name, self.version),
-                     os.path.join(lmod_pkg, 'init', 'bash'))
+        final = self.contract.final_prefix
+        return payload.Place(
+            str(Path(final).joinpath(*layout.MODULEPATH)) if final else self.installdir_mod,
+            '%s/%s' % (self.name, self.version), os.path.join(lmod_pkg, 'init', 'bash'),
+            str(layout.install_dir(final, self.name, self.version)) if final else self.installdir)
 
     def make_jupyter_env(self, env_dir):
         """The module's `python`: a venv in the install whose etc/jupyter holds
