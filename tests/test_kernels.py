@@ -67,10 +67,11 @@ def test_bad_names_and_variables_are_refused():
     assert parse_env(["A=b=c", "B="]) == (("A", "b=c"), ("B", ""))
 
 
-def singleuser(tmp_path, env_file_text):
+def singleuser(tmp_path, env_file_text, timeout=30):
     script = tmp_path / "stackgen-singleuser"
     script.write_text(environment().get_template("singleuser.sh.j2").render(
-        modulepath="/m", stack_module="jupyterlab/1", lmod_init=str(stub_lmod(tmp_path))))
+        modulepath="/m", stack_module="jupyterlab/1", lmod_init=str(stub_lmod(tmp_path)),
+        env_timeout=timeout))
     (tmp_path / ".jupyterhub.env").write_text(env_file_text)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "STUB_LOG": str(tmp_path / "log")}
     return subprocess.run(["bash", str(script), "--", "sh", "-c", "echo SEEN=$FROM_ENV_FILE"],
@@ -91,6 +92,28 @@ def test_singleuser_reports_a_broken_env_file_and_starts_anyway(tmp_path):
     assert done.returncode == 0
     assert done.stdout.strip() == "SEEN="
     assert "syntax error" in done.stderr and "line 2" in done.stderr
+
+
+@pytest.mark.parametrize("env_file, reported", [
+    ("export FROM_ENV_FILE=yes\nexit 1\nexport FROM_ENV_FILE=no\n", "ended with exit status 1"),
+    ("set -e\nexport FROM_ENV_FILE=yes\nfalse\nexport FROM_ENV_FILE=no\n", "ended with exit status 1"),
+    ("export FROM_ENV_FILE=yes\nsleep 600\nexport FROM_ENV_FILE=no\n", "did not end within 1 s"),
+    ("export FROM_ENV_FILE=yes\nexec sleep 600\n", "did not end within 1 s"),
+])
+def test_an_env_file_that_exits_or_hangs_cannot_stop_the_server(tmp_path, env_file, reported):
+    done = singleuser(tmp_path, env_file, timeout=1)
+    assert done.returncode == 0, done.stderr
+    assert done.stdout.strip() in ("SEEN=yes", "SEEN="), done.stdout
+    assert reported in done.stderr
+    if "exec" not in env_file:      # what it exported before it ended is kept
+        assert done.stdout.strip() == "SEEN=yes"
+
+
+def test_only_what_the_env_file_exports_is_taken_over(tmp_path):
+    done = singleuser(tmp_path, "NOT_EXPORTED=1\nexport FROM_ENV_FILE=\"a b\nc\"\n"
+                                 "cd /\nfoo() { :; }\n")
+    assert done.returncode == 0 and done.stderr == ""
+    assert done.stdout == "SEEN=a b c\n"     # (echo folds the newline it kept)
 
 
 def test_lab_build_environment_is_one_for_centre_and_users(tmp_path):

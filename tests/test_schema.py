@@ -61,6 +61,7 @@ def test_typed_objects_match_the_schema():
     assert set(lab) == fields(spec.LabSettings)
     settings = schema_mod.schema()["properties"]["settings"]["properties"]
     assert set(settings) == fields(spec.Settings)
+    assert set(settings["singleuser"]["properties"]) == fields(spec.SingleUserSettings)
 
 
 def test_reference_stack_is_valid(repo):

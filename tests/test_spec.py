@@ -81,6 +81,10 @@ BAD = [
     ("npm-range", GOOD.replace("      - jupyterlab-git",
                                "      - jupyterlab-git\n    source_extensions:\n"
                                "      - '@acme/lab-ext@^3.0.0'"), 17, "one exact version"),
+    ("env-file-timeout-zero", GOOD + "  singleuser:\n    env_file_timeout: 0\n", 20,
+     "0 is out of range: from 1 to 3600"),
+    ("env-file-timeout-text", GOOD + "  singleuser:\n    env_file_timeout: soon\n", 20,
+     "expected a whole number"),
     ("npm-outside-lab", GOOD.replace("      - dask==2026.*",
                                      "      - dask==2026.*\n    source_extensions: [a@1.0.0]"),
      10, "does not list jupyterlab"),

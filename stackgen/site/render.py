@@ -163,6 +163,7 @@ def render(stack: Stack, lock: Lock, top_levels: dict[str, tuple[str, ...]]) -> 
             depends=[{"name": n, "version": v} for n, v in mp.depends],
             site_files=site_files(stack, lab, dask), exts=exts, sources=sources,
             user_command=__version__ if lab else "", jupyter_env=layout.rel(layout.JUPYTER_ENV),
+            env_file_timeout=stack.settings.singleuser.env_file_timeout,
             kernels=[{"name": k.name, "display_name": k.display_name, "modules": list(k.modules),
                       "env": dict(k.env)} for k in stack.kernels] if lab else [],
             footer=footer.strip())

@@ -77,9 +77,15 @@ class LabSettings:
 
 
 @dataclass(frozen=True)
+class SingleUserSettings:
+    env_file_timeout: int = 30          # seconds ~/.jupyterhub.env may run
+
+
+@dataclass(frozen=True)
 class Settings:
     lab: LabSettings = field(default_factory=LabSettings)
     dask: dict = field(default_factory=dict, hash=False)
+    singleuser: SingleUserSettings = field(default_factory=SingleUserSettings)
 
 
 @dataclass(frozen=True)
@@ -177,7 +183,9 @@ def _build(source: Source, path: Path) -> Stack:
             lab=LabSettings(extension_manager=lab.get("extension_manager", "readonly"),
                             overrides=lab.get("overrides", {}),
                             page_config=lab.get("page_config", {})),
-            dask=settings.get("dask", {})),
+            dask=settings.get("dask", {}),
+            singleuser=SingleUserSettings(
+                env_file_timeout=settings.get("singleuser", {}).get("env_file_timeout", 30))),
         kernels=tuple(Kernel(name=k["name"], display_name=k.get("display_name", k["name"]),
                              modules=tuple(k.get("modules", [])),
                              env=tuple(sorted(k.get("env", {}).items())))

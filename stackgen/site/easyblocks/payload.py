@@ -82,10 +82,12 @@ def site_kernel_files(kernel, installdir, place):
             (os.path.join(folder, kernels.LAUNCHER), kernels.launcher_text(spec), 0o755)]
 
 
-def singleuser_launcher(installdir, place):
-    """(path, text, mode) of bin/stackgen-singleuser, what a spawner runs."""
+def singleuser_launcher(installdir, place, env_timeout=30):
+    """(path, text, mode) of bin/stackgen-singleuser, what a spawner runs;
+    a user's ~/.jupyterhub.env may run `env_timeout` seconds."""
     text = environment().get_template('singleuser.sh.j2').render(
-        modulepath=place.modulepath, stack_module=place.module, lmod_init=place.lmod_init)
+        modulepath=place.modulepath, stack_module=place.module, lmod_init=place.lmod_init,
+        env_timeout=int(env_timeout))
     return os.path.join(installdir, *layout.BIN, 'stackgen-singleuser'), text, 0o755
 
 

@@ -79,6 +79,7 @@ class StackgenBundle(PythonBundle):
                                           "bin/ and libexec/"),
             'site_kernels': ([], "The site's kernels (dicts: name, display_name, modules, env)"),
             'singleuser_launcher': (False, "Write bin/stackgen-singleuser, the spawner's command"),
+            'jupyterhub_env_timeout': (30, "Seconds ~/.jupyterhub.env may run in the launcher"),
             'jupyter_env': ('', "Folder for a pip-less venv of the base Python, first on PATH: "
                                 "Jupyter's sys-prefix level, with the stack's server config"),
             'lab_source_extensions': ([], "Source-only lab extensions built into the app dir: "
@@ -283,7 +284,8 @@ class StackgenBundle(PythonBundle):
         scripts = [file for kernel in self.cfg['site_kernels']
                    for file in payload.site_kernel_files(kernel, self.installdir, place)]
         if self.cfg['singleuser_launcher']:
-            scripts.append(payload.singleuser_launcher(self.installdir, place))
+            scripts.append(payload.singleuser_launcher(self.installdir, place,
+                                                       self.cfg['jupyterhub_env_timeout']))
         for path, text, mode in scripts:
             write_file(path, text)
             os.chmod(path, mode)

@@ -20,7 +20,7 @@ SCHEMA_FILE = "stack.schema.json"
 # Keywords the checker understands; annotations are accepted and ignored.
 SUPPORTED = {"type", "properties", "required", "additionalProperties", "items",
              "enum", "pattern", "minLength", "minItems", "minProperties",
-             "propertyNames", "$ref", "uniqueItems"}
+             "propertyNames", "$ref", "uniqueItems", "minimum", "maximum"}
 ANNOTATIONS = {"$schema", "$id", "$defs", "title", "description", "default",
                "examples", "markdownDescription", "$comment"}
 
@@ -103,6 +103,12 @@ def _check(value: Any, node: dict, path: tuple, source: Source) -> None:
             raise source.error(path, f"{value!r} is not valid here: "
                                f"{node.get('description', 'see the schema').split('.')[0]}",
                                _example_hint(node))
+    if _is_type(value, "number"):
+        if value < node.get("minimum", value) or value > node.get("maximum", value):
+            low, high = node.get("minimum"), node.get("maximum")
+            bounds = f"from {low} to {high}" if low is not None and high is not None else \
+                f"at least {low}" if low is not None else f"at most {high}"
+            raise source.error(path, f"{value} is out of range: {bounds}", _example_hint(node))
     if isinstance(value, list):
         _check_list(value, node, path, source)
     if isinstance(value, dict):
