@@ -267,3 +267,18 @@ def test_two_builds_of_one_prefix_at_once_never_break_it(tiny, tmp_path):
         assert (prefix / "software" / "tinymod" / "1" / "share" / "stackgen" /
                 "easyconfig-digest").exists()
     assert refused, "the two builds never overlapped"
+
+
+def test_an_easybuild_killed_alone_leaves_no_lock_behind(tiny, tmp_path):
+    """EasyBuild's own lock lives in the staging folder of the run: an eb
+    process killed by itself fails the build cleanly and blocks no later one."""
+    hooks = tmp_path / "die_hooks.py"
+    hooks.write_text("import os, signal\n\n\n"
+                     "def post_install_hook(self, *args, **kwargs):\n"
+                     "    os.kill(os.getpid(), signal.SIGKILL)\n")
+    prefix, result = build_with_hooks(tiny, tmp_path, hooks.read_text())
+    assert result.returncode == 1 and "EasyBuild failed to build tinymod/1" in result.stderr
+    assert not (prefix / "software" / ".locks").exists()
+    again = built(tiny, prefix, tmp_path)
+    assert again.wait() == 0, again.stderr.read()
+    assert loads_six(prefix, tmp_path)

@@ -100,3 +100,14 @@ def test_kernels_load_the_lab_module_by_the_name_stack_yaml_gives_it(tmp_path, m
     launcher = (tmp_path / "kernels" / "k" / "kernel.sh").read_text()
     assert "module use /apps/modules/all " in launcher
     assert "module load lab/2 " in launcher
+
+
+def test_the_faults_table_names_tests_that_exist():
+    import re
+    text = (REPO / "docs" / "faults.md").read_text()
+    files = set(re.findall(r"`(test_\w+\.py)", text))
+    named = set(re.findall(r"`(?:test_\w+\.py::)?(test_\w+)(?!\w*\.py)", text))
+    defined = {m for f in (REPO / "tests").glob("test_*.py")
+               for m in re.findall(r"^def (test_\w+)", f.read_text(), re.M)}
+    assert not {f for f in files if not (REPO / "tests" / f).exists()}
+    assert named and not named - defined, sorted(named - defined)
