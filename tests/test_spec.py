@@ -120,20 +120,13 @@ HOSTILE = [
 @pytest.mark.parametrize("document, line, text", [h[1:] for h in HOSTILE],
                          ids=[h[0] for h in HOSTILE])
 def test_hostile_stack_is_refused_within_bounds(tmp_path, document, line, text):
-    path = tmp_path / "stack.yaml"
-    path.write_bytes(document)
-    with pytest.raises(SpecError) as err:
-        load_stack(path, display="stack.yaml")
-    rendered = err.value.render()
-    assert rendered.startswith(f"stack.yaml:{line}:"), rendered
-    assert text in rendered, rendered
-    assert len(rendered.splitlines()) < 25
+    test_bad_stack_is_one_clear_screen(tmp_path, document, line, text)
 
 
 @pytest.mark.parametrize("document, line, text", [b[1:] for b in BAD], ids=[b[0] for b in BAD])
 def test_bad_stack_is_one_clear_screen(tmp_path, document, line, text):
     path = tmp_path / "stack.yaml"
-    path.write_text(document)
+    path.write_bytes(document if isinstance(document, bytes) else document.encode())
     with pytest.raises(SpecError) as err:
         load_stack(path, display="stack.yaml")
     rendered = err.value.render()
