@@ -141,7 +141,10 @@ ws.send(json.dumps({"header": {"msg_id": msg_id, "username": "test", "session": 
                     "content": {"code": code, "silent": False, "store_history": False,
                                 "user_expressions": {}, "allow_stdin": False}}))
 out = []
-while True:
+# the reply (shell channel) may come before the output (iopub): the cell is
+# done when both the reply and iopub's "idle" for it have come
+replied = idle = False
+while not (replied and idle):
     msg = json.loads(ws.recv())
     if msg.get("parent_header", {}).get("msg_id") != msg_id:
         continue
@@ -150,7 +153,9 @@ while True:
     elif msg["msg_type"] == "error":
         out.append("ERROR " + msg["content"]["ename"] + ": " + msg["content"]["evalue"])
     elif msg["msg_type"] == "execute_reply":
-        break
+        replied = True
+    elif msg["msg_type"] == "status" and msg["content"]["execution_state"] == "idle":
+        idle = True
 print("".join(out), end="")
 req = urllib.request.Request(url + "/api/kernels/" + kernel["id"], method="DELETE",
                              headers={"Authorization": "token " + token})

@@ -106,8 +106,22 @@ def build_key(staging: Path, node_version: str, integrities: list[str]) -> str:
     return digest.hexdigest()[:32]
 
 
-def restore(cache: Path, key: str, app_dir: Path) -> bool:
-    """Put the cached build `key` in place of `app_dir`; False when the cache
+def name_as(app_dir: Path, built_in: str, final: str) -> None:
+    """Make the files of a built app dir that name the folder it was built in
+    name `final`, where users will see it."""
+    if built_in == final:
+        return
+    for pattern in _PATH_NAMING:
+        for path in (Path(app_dir) / "static").rglob(pattern):
+            text = path.read_text(encoding="utf-8", errors="surrogateescape")
+            if built_in in text:
+                path.write_text(text.replace(built_in, final), encoding="utf-8",
+                                errors="surrogateescape")
+
+
+def restore(cache: Path, key: str, app_dir: Path, named_as: Path | None = None) -> bool:
+    """Put the cached build `key` in place of `app_dir` (to be seen by users
+    as `named_as`, when it is built elsewhere first); False when the cache
     has none (or an unreadable one, then dropped)."""
     entry, meta = _entry(cache, key)
     try:
@@ -124,22 +138,18 @@ def restore(cache: Path, key: str, app_dir: Path) -> bool:
         shutil.rmtree(incoming, ignore_errors=True)
         entry.unlink(missing_ok=True)
         return False
-    if built_in != str(app_dir):
-        for pattern in _PATH_NAMING:
-            for path in (incoming / "static").rglob(pattern):
-                text = path.read_text(encoding="utf-8", errors="surrogateescape")
-                if built_in in text:
-                    path.write_text(text.replace(built_in, str(app_dir)), encoding="utf-8",
-                                    errors="surrogateescape")
+    name_as(incoming, built_in, str(named_as or app_dir))
     shutil.rmtree(app_dir, ignore_errors=True)
     incoming.rename(app_dir)
     os.utime(meta)                  # recently used: kept by prune
     return True
 
 
-def store(cache: Path, key: str, app_dir: Path, keep: int = CACHE_KEEP) -> None:
-    """Keep the built `app_dir` (leftovers already dropped) under `key`,
-    written aside and renamed, then only the `keep` most recently used."""
+def store(cache: Path, key: str, app_dir: Path, keep: int = CACHE_KEEP,
+          named_as: Path | None = None) -> None:
+    """Keep the built `app_dir` (leftovers already dropped; its files naming
+    it as `named_as`, when given) under `key`, written aside and renamed,
+    then only the `keep` most recently used."""
     cache = Path(cache)
     cache.mkdir(parents=True, exist_ok=True)
     entry, meta = _entry(cache, key)
@@ -151,7 +161,8 @@ def store(cache: Path, key: str, app_dir: Path, keep: int = CACHE_KEEP) -> None:
     except BaseException:
         Path(tmp).unlink(missing_ok=True)
         raise
-    write_atomic(meta, json.dumps({"app_dir": str(app_dir), "format": CACHE_FORMAT}) + "\n")
+    write_atomic(meta, json.dumps({"app_dir": str(named_as or app_dir),
+                                   "format": CACHE_FORMAT}) + "\n")
     metas = sorted(cache.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
     for old in metas[keep:]:
         for path in _entry(cache, old.stem):

@@ -75,8 +75,7 @@ class StackgenBundle(PythonBundle):
         extra_vars.update({name: [default, help, CUSTOM] for name, (default, help) in {
             'site_json_files': ({}, "Files to write in the install, {relative path: JSON-like "
                                     "data}: JupyterLab settings, server and dask config"),
-            'stackgen_user_command': ('', "stackgen version whose user side is installed into "
-                                          "bin/ and libexec/"),
+            'stackgen_user_command': ('', "stackgen version whose user side goes into bin/, libexec/"),
             'site_kernels': ([], "The site's kernels (dicts: name, display_name, modules, env)"),
             'singleuser_launcher': (False, "Write bin/stackgen-singleuser, the spawner's command"),
             'jupyterhub_env_timeout': (30, "Seconds ~/.jupyterhub.env may run in the launcher"),
@@ -358,6 +357,7 @@ class StackgenBundle(PythonBundle):
         from stackgen.common import labbuild
         tarballs = self.source_tarballs()
         app_dir = os.path.join(self.installdir, *layout.LAB_APP_DIR)
+        final = os.path.join(self.stack_place().install, *layout.LAB_APP_DIR)   # as users see it
         scratch = os.path.join(self.builddir, 'stackgen-lab-build')
         cache = self.contract.lab_cache or None
         self.isolate_lab_build(scratch)       # seen by the fake module's footer...
@@ -367,7 +367,7 @@ class StackgenBundle(PythonBundle):
             if not shutil.which('node'):
                 raise EasyBuildError("node is needed to build source extensions and was not found")
             key = cache and self.lab_build_key()
-            if key and labbuild.restore(cache, key, app_dir):
+            if key and labbuild.restore(cache, key, app_dir, named_as=final):
                 print_msg("JupyterLab app dir: the same build (%s) copied from %s" % (key, cache),
                           log=self.log)
                 return
@@ -376,8 +376,9 @@ class StackgenBundle(PythonBundle):
         finally:
             self.clean_up_fake_module(fake)
         labbuild.drop_leftovers(app_dir)
+        labbuild.name_as(app_dir, app_dir, final)
         if key:
-            labbuild.store(cache, key, app_dir)
+            labbuild.store(cache, key, app_dir, named_as=final)
             self.log.info("Kept the JupyterLab app dir build %s in %s", key, cache)
 
     def lab_build_key(self):
