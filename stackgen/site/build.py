@@ -107,9 +107,11 @@ class EasyBuild:
     build_cache: bool = True          # reuse a JupyterLab app dir built before (labbuild)
     base_interpreter: Path | None = None   # the base module's python3: installs start early
 
-    def options(self, installpath: Path | None = None) -> list[str]:
+    def options(self, installpath: Path | None = None, buildpath: Path | None = None) -> list[str]:
         """eb's options; it installs into `installpath` (a staging folder
-        beside the prefix, see stackgen.site.prefix), else the prefix."""
+        beside the prefix, see stackgen.site.prefix), else the prefix, and
+        builds in `buildpath`, a folder of this run's own (builds of other
+        prefixes on the host, or of other modules, never share one)."""
         easyblock = resources.files("stackgen.site.easyblocks") / "stackgenbundle.py"
         plugins = resources.files("stackgen.site") / "eb_plugins"
         # no --robot: stackgen orders the builds itself, and a run whose
@@ -117,7 +119,7 @@ class EasyBuild:
         opts = [
             f"--installpath={installpath or self.prefix}",
             f"--sourcepath={self.wheelhouse}",
-            f"--buildpath={self.workdir / 'build'}",
+            f"--buildpath={buildpath or self.workdir / 'build'}",
             f"--tmpdir={self.workdir / 'tmp'}",
             f"--repositorypath={self.workdir / 'ebfiles_repo'}",
             f"--external-modules-metadata={self.workdir / 'external_modules_metadata.ini'}",
@@ -334,8 +336,10 @@ def build_one(eb: EasyBuild, module: Module, why: str, lmod_cmd: str,
         contract = replace(contract, await_modules=awaits, build_status=str(status.folder),
                            install_niceness=min(19, niceness))
     env = eb.environment(lmod_cmd, contract)
+    buildpath = eb.workdir / "build" / staging.build_id
     try:
-        run([*eb_argv(), str(module.easyconfig), *eb.options(installpath=staging.root)],
+        run([*eb_argv(), str(module.easyconfig),
+             *eb.options(installpath=staging.root, buildpath=buildpath)],
             env=env, cwd=eb.workdir,
             describe=f"EasyBuild for {module.full_name}", on_line=show,
             logfile=eb.workdir / f"stackgen-eb-{module.name}.log")
@@ -345,6 +349,8 @@ def build_one(eb: EasyBuild, module: Module, why: str, lmod_cmd: str,
         if isinstance(exc, CommandError):
             raise _explain(module, exc) from None
         raise
+    finally:
+        shutil.rmtree(buildpath, ignore_errors=True)
 
 
 def _explain(module: Module, exc: CommandError) -> StackgenError:
