@@ -102,6 +102,7 @@ def prepare(tarball: str | os.PathLike, folder: Path, lab_version: str,
     """`folder` ready for `jlpm install`: the package unpacked, its
     package.json cut down (build_manifest), yarn's settings, and the locked
     yarn.lock when there is one. Returns the original package.json."""
+    folder = Path(folder)
     package = unpack(tarball, folder)
     write_atomic(folder / "package.json",
                  json.dumps(build_manifest(package, lab_version), indent=2, sort_keys=True) + "\n")
