@@ -132,19 +132,3 @@ def test_npm_tarballs_are_fetched_and_checked_by_their_integrity(index, tmp_path
     with pytest.raises(HashMismatch) as err:
         fetch(Lock(HEADER, (), (tarball,)), house)
     assert "npm theme@1.0.0" in err.value.message
-
-
-def test_missing_core_npm_packages_are_named_before_a_source_build(index, tmp_path):
-    import zipfile
-
-    from stackgen.site.npm import missing_core_tarballs
-    served, url = index
-    (served / "@jupyterlab" / "application" / "-").mkdir(parents=True)
-    (served / "@jupyterlab" / "application" / "-" / "application-4.6.4.tgz").write_bytes(b"x")
-    wheel = tmp_path / "jupyterlab-4.6.4-py3-none-any.whl"
-    with zipfile.ZipFile(wheel, "w") as whl:
-        whl.writestr("jupyterlab/staging/yarn.lock", "".join(
-            f'"{n}@npm:~4.6.4":\n  version: 4.6.4\n  resolution: "{n}@npm:4.6.4"\n'
-            for n in ("@jupyterlab/application", "@jupyterlab/apputils-extension")))
-    assert missing_core_tarballs(wheel, "4.6.4", registry=url) == [
-        "@jupyterlab/apputils-extension@4.6.4"]

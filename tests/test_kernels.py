@@ -118,14 +118,15 @@ def test_only_what_the_env_file_exports_is_taken_over(tmp_path):
 
 def test_lab_build_environment_is_one_for_centre_and_users(tmp_path):
     from stackgen.common import labbuild
-    env = labbuild.environment("/opt/node/bin", tmp_path, "/usr/bin")
+    env = labbuild.node_environment("/opt/node/bin", tmp_path, "/usr/bin")
     assert env["PATH"] == "/opt/node/bin:/usr/bin"
-    assert labbuild.environment("/opt/node/bin", tmp_path, env["PATH"])["PATH"] == env["PATH"]
+    assert labbuild.node_environment("/opt/node/bin", tmp_path, env["PATH"])["PATH"] == env["PATH"]
     assert env["YARN_CACHE_FOLDER"] == str(tmp_path / "yarn-cache")
     assert env["YARN_ENABLE_GLOBAL_CACHE"] == "false" and env["NODE_USE_SYSTEM_CA"] == "1"
-    kept = labbuild.environment(None, tmp_path, "/usr/bin", yarn_cache="/cache/yarn")
+    kept = labbuild.node_environment(None, tmp_path, "/usr/bin", yarn_cache="/cache/yarn")
     assert kept["PATH"] == "/usr/bin" and kept["YARN_CACHE_FOLDER"] == "/cache/yarn"
-    install, build = labbuild.commands("/app dir", ["x@1.0.0"])
-    assert install == ["jupyter", "labextension", "install", "--no-build", "--app-dir=/app dir",
-                       "x@1.0.0"]
-    assert build[:3] == ["jupyter", "lab", "build"]
+    assert labbuild.install_argv("node", "/j/yarn.js", immutable=True) == \
+        ["node", "/j/yarn.js", "install", "--immutable"]
+    assert labbuild.build_argv("node", "/lab/staging") == \
+        ["node", "node_modules/@jupyterlab/builder/lib/build-labextension.js",
+         "--core-path", "/lab/staging", "."]

@@ -1,86 +1,81 @@
-"""The cache of built JupyterLab app dirs (stackgen.common.labbuild): its key, and
-that a restored build is the stored one, moved to where it is restored.
-The real build and restore run in the e2e build (test_stack_e2e)."""
+"""The pure parts of building a source extension as a prebuilt one
+(stackgen.common.labbuild): the package.json the build installs from, where
+the built extension goes, and the locked registry that serves only the
+lock's tarballs."""
 
 from __future__ import annotations
 
+import io
 import json
-import os
+import tarfile
+import urllib.error
+import urllib.request
+
+import pytest
 
 from stackgen.common import labbuild
 
-
-def staging(tmp_path, yarn_lock="lock 1\n"):
-    folder = tmp_path / "jupyterlab" / "staging"
-    (folder / "templates").mkdir(parents=True, exist_ok=True)
-    (folder / "package.json").write_text('{"version": "4.6.4"}\n')
-    (folder / "yarn.lock").write_text(yarn_lock)
-    (folder / "templates" / "partial.html").write_text("<div/>\n")
-    return folder
+PACKAGE = {"name": "@acme/tour", "version": "1.0.0", "main": "lib/index.js",
+           "dependencies": {"@jupyterlab/application": "^4.0.0"},
+           "devDependencies": {"@jupyterlab/builder": "^4.1.0", "eslint": "^8", "jest": "^29"},
+           "scripts": {"postinstall": "curl evil"}, "jupyterlab": {"extension": True,
+                                                                    "outputDir": "acme/labextension"}}
 
 
-def test_key_changes_with_each_input_and_only_then(tmp_path):
-    folder = staging(tmp_path)
-    key = labbuild.build_key(folder, "v24.11.1", ["sha512-a"])
-    assert key == labbuild.build_key(folder, "v24.11.1", ["sha512-a"])
-    assert key != labbuild.build_key(folder, "v22.0.0", ["sha512-a"])
-    assert key != labbuild.build_key(folder, "v24.11.1", ["sha512-b"])
-    assert key != labbuild.build_key(folder, "v24.11.1", ["sha512-a", "sha512-b"])
-    (folder / "templates" / "partial.html").write_text("<p/>\n")
-    assert key != labbuild.build_key(folder, "v24.11.1", ["sha512-a"])
+def npm_tarball(path, package):
+    data = json.dumps(package).encode()
+    with tarfile.open(path, "w:gz") as tar:
+        info = tarfile.TarInfo("package/package.json")
+        info.size = len(data)
+        tar.addfile(info, io.BytesIO(data))
+    return path
 
 
-def built_app_dir(root):
-    app = root / "share" / "jupyter" / "lab"
-    (app / "static").mkdir(parents=True)
-    (app / "extensions").mkdir()
-    (app / "static" / "main.abc.js").write_text("console.log(1)\n")
-    (app / "static" / "main.abc.js.map").write_text(json.dumps({"sources": [f"{app}/staging/x.js"]}))
-    (app / "static" / "build_log.json").write_text(json.dumps([{"context": f"{app}/staging"}]))
-    (app / "extensions" / "tour-4.0.1.tgz").write_bytes(b"\x1f\x8b tarball")
-    return app
+def test_the_build_installs_the_runtime_side_and_the_extensions_own_builder():
+    kept = labbuild.build_manifest(PACKAGE, "4.6.6")
+    assert kept["devDependencies"] == {"@jupyterlab/builder": "^4.1.0"}
+    assert "scripts" not in kept and kept["dependencies"] == PACKAGE["dependencies"]
+    bare = {k: v for k, v in PACKAGE.items() if k != "devDependencies"}
+    assert labbuild.build_manifest(bare, "4.6.6")["devDependencies"] == \
+        {"@jupyterlab/builder": "^4.0.0"}          # the central JupyterLab's major
 
 
-def tree(folder):
-    return {p.relative_to(folder).as_posix(): p.read_bytes()
-            for p in sorted(folder.rglob("*")) if p.is_file()}
+def test_prepare_writes_the_same_folder_for_the_lock_and_the_build(tmp_path):
+    tarball = npm_tarball(tmp_path / "tour.tgz", PACKAGE)
+    first = tmp_path / "a"
+    labbuild.prepare(tarball, first, "4.6.6", "http://127.0.0.1:9", yarn_lock="locked\n")
+    again = tmp_path / "b"
+    labbuild.prepare(tarball, again, "4.6.6", "http://127.0.0.1:9", yarn_lock="locked\n")
+    assert (first / "package.json").read_bytes() == (again / "package.json").read_bytes()
+    rc = (first / ".yarnrc.yml").read_text()
+    assert "nodeLinker: node-modules" in rc and "enableScripts: false" in rc
+    assert 'npmRegistryServer: "http://127.0.0.1:9"' in rc and '- "127.0.0.1"' in rc
+    assert (first / "yarn.lock").read_text() == "locked\n"
 
 
-def test_a_restored_build_is_the_stored_one_naming_its_new_place(tmp_path):
-    cache = tmp_path / "cache"
-    first = built_app_dir(tmp_path / "one")
-    labbuild.store(cache, "k1", first)
-    second = tmp_path / "two" / "share" / "jupyter" / "lab"
-    (second / "static").mkdir(parents=True)
-    (second / "static" / "stale.js").write_text("from the wheel\n")
-    assert labbuild.restore(cache, "k1", second)
-    restored = tree(second)
-    assert set(restored) == set(tree(first))
-    assert restored["static/main.abc.js"] == b"console.log(1)\n"
-    assert restored["extensions/tour-4.0.1.tgz"] == b"\x1f\x8b tarball"
-    for name in ("static/main.abc.js.map", "static/build_log.json"):
-        assert str(second).encode() in restored[name] and str(first).encode() not in restored[name]
-    assert not list(second.parent.glob(".*restore*"))
+def test_the_built_extension_is_installed_with_its_install_json(tmp_path):
+    built = tmp_path / "pkg" / "acme" / "labextension"
+    (built / "static").mkdir(parents=True)
+    (built / "package.json").write_text("{}")
+    target = labbuild.install_built(tmp_path / "pkg", PACKAGE, tmp_path / "labextensions", "how")
+    assert target == tmp_path / "labextensions" / "@acme" / "tour"
+    assert json.loads((target / "install.json").read_text())["packageName"] == "@acme/tour"
+    with pytest.raises(ValueError, match="leaves the package"):
+        labbuild.output_dir({"name": "x", "jupyterlab": {"outputDir": "../../etc"}})
 
 
-def test_an_unknown_or_unreadable_entry_is_a_miss_and_leaves_the_app_dir(tmp_path):
-    cache = tmp_path / "cache"
-    app = built_app_dir(tmp_path / "one")
-    before = tree(app)
-    assert not labbuild.restore(cache, "nothing", app)
-    labbuild.store(cache, "k1", app)
-    (cache / "k1.tar").write_bytes(b"not a tar")
-    assert not labbuild.restore(cache, "k1", app)
-    assert tree(app) == before
-    assert not (cache / "k1.tar").exists()
-
-
-def test_store_keeps_the_most_recently_used(tmp_path):
-    cache = tmp_path / "cache"
-    app = built_app_dir(tmp_path / "one")
-    for age, key in enumerate(("k3", "k2", "k1")):
-        labbuild.store(cache, key, app, keep=5)
-        os.utime(cache / f"{key}.json", (1000 + age, 1000 + age))
-    assert labbuild.restore(cache, "k3", tmp_path / "elsewhere")      # k3 used last
-    labbuild.store(cache, "k0", app, keep=2)
-    assert sorted(p.name for p in cache.iterdir()) == ["k0.json", "k0.tar", "k3.json", "k3.tar"]
+def test_the_locked_registry_serves_the_locks_tarballs_and_nothing_else(tmp_path):
+    tgz = tmp_path / "ajv-8.17.1.tgz"
+    tgz.write_bytes(b"\x1f\x8b locked")
+    scoped = tmp_path / "jupyterlab-builder-4.5.11.tgz"
+    scoped.write_bytes(b"\x1f\x8b scoped")
+    served = {labbuild.registry_path("ajv", "8.17.1"): tgz,
+              labbuild.registry_path("@jupyterlab/builder", "4.5.11"): scoped}
+    with labbuild.LockedRegistry(served) as registry:
+        assert urllib.request.urlopen(f"{registry.url}/ajv/-/ajv-8.17.1.tgz").read() == b"\x1f\x8b locked"
+        assert urllib.request.urlopen(
+            f"{registry.url}/@jupyterlab%2fbuilder/-/builder-4.5.11.tgz").read() == b"\x1f\x8b scoped"
+        for path in ("/ajv", "/ajv/-/ajv-8.18.0.tgz", "/../etc/passwd"):
+            with pytest.raises(urllib.error.HTTPError):
+                urllib.request.urlopen(f"{registry.url}{path}")
+    assert registry.url.startswith("http://127.0.0.1:")

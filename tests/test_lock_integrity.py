@@ -11,7 +11,7 @@ import shutil
 import pytest
 
 from stackgen.common.errors import InputError
-from stackgen.site import lockfile
+from stackgen.site import lockfile, npmlock
 
 from conftest import REPO, run_stackgen
 
@@ -57,7 +57,7 @@ def test_a_changed_lock_is_refused_naming_what_changed(edit, named):
     changed = edit(text)
     assert changed != text, "the edit did not apply"
     with pytest.raises(lockfile.LockIntegrityError) as err:
-        lockfile.parse(changed, "lockfiles/jupyter-2026.11.txt")
+        lockfile.parse(changed, "lockfiles/jupyter-2026.11.txt", npmlock.read_yarn_locks(LOCK))
     assert err.value.exit_code == 1
     assert named in err.value.message, err.value.message
     assert err.value.message.startswith("lockfiles/jupyter-2026.11.txt: ")
@@ -68,7 +68,16 @@ def test_a_lock_of_the_first_format_is_refused_not_misread():
     old = LOCK.read_text().replace(f"# stackgen-lock-format: {lockfile.LOCK_FORMAT}",
                                    "# stackgen-lock-format: 1")
     with pytest.raises(InputError, match="lock format 1"):
-        lockfile.parse(old)
+        lockfile.parse(old, yarn_lock=npmlock.read_yarn_locks(LOCK))
+
+
+def test_a_lock_of_the_second_format_is_refused_not_misread():
+    """Format 2 had no npm tree for source extensions: refused, never read as
+    a lock whose extensions need nothing."""
+    old = LOCK.read_text().replace(f"# stackgen-lock-format: {lockfile.LOCK_FORMAT}",
+                                   "# stackgen-lock-format: 2")
+    with pytest.raises(InputError, match="lock format 2; this stackgen reads format 3"):
+        lockfile.parse(old, yarn_lock=npmlock.read_yarn_locks(LOCK))
 
 
 def digests(folder):

@@ -3,6 +3,9 @@ conflict explanations, the dependency graph and staleness."""
 
 from __future__ import annotations
 
+import re
+from dataclasses import replace
+
 import pytest
 
 from stackgen.common.errors import CommandError, InputError
@@ -12,7 +15,7 @@ from stackgen.site.base import BaseIdentity
 from stackgen.site.check import stale_reasons
 from stackgen.site.lmod import apply_python
 from stackgen.site.lock import dependency_graph, header_for
-from stackgen.site.npm import LockedNpm
+from stackgen.site.npm import LockedNpm, NpmTarball, yarn_lock_packages
 from stackgen.site.resolvers import explain_conflict, parse_resolved
 from stackgen.site.spec import load_stack
 
@@ -75,6 +78,58 @@ def test_npm_lines_round_trip(stack):
     again = lockfile.parse(text)
     assert again.npm == (NPM,) and again.render() == text
     assert NPM.file == "acme-lab-theme-1.2.3.tgz"
+
+
+TREE = (NpmTarball("@jupyterlab/builder", "4.5.11", "sha512-" + "B" * 86 + "==",
+                   "https://registry.npmjs.org/@jupyterlab/builder/-/builder-4.5.11.tgz"),
+        NpmTarball("ajv", "8.17.1", "sha512-" + "C" * 86 + "==",
+                   "https://registry.npmjs.org/ajv/-/ajv-8.17.1.tgz"))
+YARN_LOCK = '__metadata:\n  version: 6\n\n"ajv@npm:^8.12.0":\n  version: 8.17.1\n'
+
+
+def test_the_npm_tree_and_yarn_lock_round_trip(stack, tmp_path):
+    """The npm section: each tarball of the build's tree in the header, the
+    yarn.lock beside the lock, both read back as written."""
+    ext = replace(NPM, tree=TREE, yarn_lock=YARN_LOCK)
+    lock = lockfile.Lock(header=make_lock(stack, [PKG]).header, packages=(PKG,), npm=(ext,))
+    path = tmp_path / "demo-1.txt"
+    lock.write(path)
+    text = path.read_text()
+    assert "# npm-tree: @acme/lab-theme@1.2.3: ajv@8.17.1 sha512-" in text
+    assert f"# npm-yarn-lock: @acme/lab-theme@1.2.3: acme-lab-theme-1.2.3.yarn.lock " \
+           f"{ext.yarn_lock_sha256}" in text
+    assert "# npm-digest: sha256:" in text and " 3 tarballs" in text
+    assert (tmp_path / "demo-1.npm" / "acme-lab-theme-1.2.3.yarn.lock").read_text() == YARN_LOCK
+    again = lockfile.read(path)
+    assert again.npm == (ext,) and again.render() == text
+
+
+@pytest.mark.parametrize("tamper, named", [
+    (lambda p, y: p.write_text(p.read_text().replace("ajv@8.17.1 sha512-C", "ajv@8.17.1 sha512-D")),
+     "the npm section differs from the digest"),
+    (lambda p, y: p.write_text(re.sub(r"^# npm-tree: .*ajv.*\n", "", p.read_text(), flags=re.M)),
+     "the npm section differs from the digest"),
+    (lambda p, y: y.write_text(YARN_LOCK + "# edited\n"), "differs from its sha256"),
+    (lambda p, y: y.unlink(), "is missing"),
+], ids=["edited-integrity", "deleted-tarball", "edited-yarn-lock", "deleted-yarn-lock"])
+def test_a_changed_npm_section_is_refused(stack, tmp_path, tamper, named):
+    ext = replace(NPM, tree=TREE, yarn_lock=YARN_LOCK)
+    path = tmp_path / "demo-1.txt"
+    lockfile.Lock(header=make_lock(stack, [PKG]).header, packages=(PKG,), npm=(ext,)).write(path)
+    tamper(path, tmp_path / "demo-1.npm" / ext.yarn_lock_file)
+    with pytest.raises(lockfile.LockIntegrityError, match=named):
+        lockfile.read(path)
+
+
+def test_yarn_lock_packages_reads_npm_resolutions_and_refuses_others():
+    text = ('"a@npm:^1":\n  version: 1.0.0\n  resolution: "a@npm:1.0.0"\n\n'
+            '"@s/b@npm:~2":\n  version: 2.1.0\n  resolution: "@s/b@npm:2.1.0"\n\n'
+            '"x@workspace:.":\n  resolution: "x@workspace:."\n\n'
+            '"resolve@patch:resolve@npm%3A^1#~builtin<compat/resolve>":\n'
+            '  resolution: "resolve@patch:resolve@npm%3A1.22.14#~builtin<compat/resolve>::v=1"\n')
+    assert yarn_lock_packages(text) == [("@s/b", "2.1.0"), ("a", "1.0.0")]
+    with pytest.raises(ValueError, match="not an npm registry package"):
+        yarn_lock_packages('"g@git":\n  resolution: "g@https://github.com/x/g.git#commit=abc"\n')
 
 
 def test_render_is_sorted_and_stable(stack):

@@ -1,6 +1,6 @@
 """User overlays on the session-built stack, as an unprivileged user in login
 shells: a prebuilt extension from PyPI, refusals that leave the overlay as it
-was, a source extension rebuilt into a copy of the app dir, and an overlay
+was, a source extension built as a prebuilt one into the overlay, and an overlay
 carried onto a second stack version. Nothing under the central prefix changes."""
 
 from __future__ import annotations
@@ -127,14 +127,20 @@ def tiny_source_extension(folder):
     return tarball
 
 
-def test_source_extension_is_built_into_a_copy_of_the_app_dir(built_stack, user, tmp_path):
+def test_source_extension_is_built_as_a_prebuilt_one_in_the_overlay(built_stack, user, tmp_path):
+    """No copy of the app dir and no JUPYTERLAB_DIR of the user's own: the
+    extension is built against the central core into the overlay's
+    share/jupyter/labextensions."""
     tarball = tiny_source_extension(built_stack.root / "source-ext")
     added = as_user(built_stack, f"stackgen user-overlay add --source {tarball} 2>&1",
                     timeout=1800)
     assert added.returncode == 0, added.stdout[-3000:]
+    assert "stackgen-test-extension@1.0.0: building it as a prebuilt extension" in added.stdout
     listed = as_user(built_stack, "echo JUPYTERLAB_DIR=$JUPYTERLAB_DIR; "
                                   "jupyter labextension list 2>&1")
-    assert "stackgen/overlays/jupyter/2026.11/app" in listed.stdout
+    assert "stackgen/overlays/jupyter/2026.11/app" not in listed.stdout
+    assert "JUPYTERLAB_DIR=" + str(built_stack.prefix / "software" / "jupyterlab") in listed.stdout
+    assert "stackgen/overlays/jupyter/2026.11/share/jupyter/labextensions" in listed.stdout
     for name in ["stackgen-test-extension", "jupyterlab-execute-time", *CENTRAL_LABEXTENSIONS]:
         assert enabled(listed.stdout, name), f"{name}:\n{listed.stdout}"
 
@@ -151,18 +157,13 @@ def second_version(built_stack):
     (spec / "lockfiles").mkdir()
     shutil.copy(built_stack.spec / "lockfiles" / "jupyter-2026.11.txt",
                 spec / "lockfiles" / "jupyter-2026.12.txt")
+    shutil.copytree(built_stack.spec / "lockfiles" / "jupyter-2026.11.npm",
+                    spec / "lockfiles" / "jupyter-2026.12.npm")
     locked = run_stackgen("lock", "--resolver", "uv", cwd=spec)
     assert locked.returncode == 0, locked.stderr
     prefix = built_stack.root / "prefix-2026.12"
     built = run_stackgen("build", "--prefix", str(prefix), cwd=spec, timeout=3600)
     assert built.returncode == 0, built.stderr[-4000:]
-    # same JupyterLab, node and source extension: the app dir built for the
-    # shared stack is copied from stackgen's cache, renamed to its new place
-    assert "JupyterLab app dir: the same build" in built.stderr, built.stderr[-4000:]
-    app_dir = prefix / "software" / "jupyterlab" / "2026.12" / "share" / "jupyter" / "lab"
-    build_log = (app_dir / "static" / "build_log.json").read_text()
-    first = built_stack.prefix / "software" / "jupyterlab" / "2026.11" / "share" / "jupyter" / "lab"
-    assert str(app_dir) in build_log and str(first) not in build_log
     prefix.chmod(0o755)
     return prefix
 

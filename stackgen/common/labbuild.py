@@ -1,173 +1,218 @@
-"""Building source-only lab extensions into a JupyterLab app dir, the same
-way for the central bundle (StackgenBundle, inside EasyBuild) and for a
-user's overlay: one environment, the two commands, and what to drop after;
-and the cache of built app dirs that lets a rebuild of the same JupyterLab
-with the same source extensions skip node.
+"""Building a source-only lab extension as a prebuilt (federated) extension
+against a JupyterLab's own core, the same way for the central bundle
+(StackgenBundle, inside EasyBuild), for `stackgen lock` (which only
+installs, to learn what yarn resolves) and for a user's overlay.
 
-The cache works as pip's cache of wheels built from sdists: the build's
-output is kept under a key made of everything it is built from (JupyterLab's
-staging files, which pin its own npm packages; the node that ran it; each
-tarball's npm integrity; the commands), and a later build with the same key
-copies it instead of running yarn and the bundler for a minute. What yarn
-resolved for an extension's own dependencies is kept with it: a cached
-build does not drift as the npm registry moves (`stackgen build
---no-build-cache` builds anew).
+The steps: the extension's npm tarball unpacked into a work folder; its
+package.json cut down to what the build needs (its runtime dependencies and
+@jupyterlab/builder, no scripts); the stack's `jlpm` (jupyter_builder's
+yarn, `nodeLinker: node-modules`) installs them; the extension's own
+builder (`build-labextension.js --core-path <jupyterlab>/staging .`) writes
+the prebuilt extension into its `jupyterlab.outputDir`, which is then
+installed as `share/jupyter/labextensions/<name>` with an install.json.
+JupyterLab's app dir is never rebuilt, and no node runs at `module load`
+or at lab start.
+
+A locked build is offline by construction: yarn's only registry is
+`LockedRegistry`, a server on 127.0.0.1 that serves exactly the verified
+tarballs of the lock and nothing else, and the install is `--immutable`
+against the yarn.lock the lock recorded.
 """
 
 from __future__ import annotations
 
-import hashlib
+import http.server
 import json
 import os
+import re
 import shutil
 import tarfile
-import tempfile
+import threading
+import urllib.parse
+from collections.abc import Mapping
 from pathlib import Path
 
 from stackgen.common.fsutil import write_atomic
+from stackgen.common.templating import environment as templates
 
-# what the build fetched and its intermediate output under staging/ (static/
-# holds the result): about 400 MB that nobody reads afterwards
-STAGING_LEFTOVERS = ("node_modules", ".yarn", "build")
+BUILDER = "@jupyterlab/builder"
+# what a package.json keeps for the build: the rest (scripts, lint and test
+# tooling in devDependencies, workspaces) is for the extension's developers
+_KEPT = ("name", "version", "main", "style", "styleModule", "types", "files", "sideEffects",
+         "dependencies", "peerDependencies", "resolutions", "jupyterlab", "license")
 
 
-def environment(node_bin: str | os.PathLike | None, workdir: Path, path: str,
-                yarn_cache: str | os.PathLike | None = None,
-                own_jupyter_dirs: bool = False) -> dict[str, str]:
-    """Variables for the build, on top of the caller's environment: node first
-    on `path` (once); yarn's and npm's caches in `workdir`, or yarn's in a kept
-    `yarn_cache` (never ~/.yarn/berry, where yarn 4 would go by itself: a home
-    under quota); the system CA store, which node ignores unless told (a
-    TLS-inspecting proxy's CA is there, as Python's downloads find it). With
-    `own_jupyter_dirs`, Jupyter's user folders are new ones in `workdir` (the
-    builder's own are kept out of a central build)."""
+def node_environment(node_bin: str | os.PathLike | None, workdir: Path, path: str,
+                     yarn_cache: str | os.PathLike | None = None) -> dict[str, str]:
+    """Variables for jlpm and the builder, on top of the caller's environment:
+    node first on `path` (once); yarn's cache in `workdir` or a kept
+    `yarn_cache` (never ~/.yarn/berry: a home under quota); the system CA
+    store, which node ignores unless told."""
     if node_bin and not path.startswith(f"{node_bin}{os.pathsep}"):
         path = f"{node_bin}{os.pathsep}{path}"
-    jupyter = {}
-    if own_jupyter_dirs:
-        for var, sub in (("JUPYTER_CONFIG_DIR", "config"), ("JUPYTER_DATA_DIR", "data")):
-            (Path(workdir) / sub).mkdir(parents=True, exist_ok=True)
-            jupyter[var] = str(Path(workdir) / sub)
     return {
-        **jupyter,
         "PATH": path,
         "YARN_CACHE_FOLDER": str(yarn_cache or Path(workdir) / "yarn-cache"),
         "YARN_GLOBAL_FOLDER": str(Path(workdir) / "yarn-global"),
         "YARN_ENABLE_GLOBAL_CACHE": "false",
+        "YARN_ENABLE_TELEMETRY": "false",
         "npm_config_cache": str(Path(workdir) / "npm-cache"),
         "NODE_USE_SYSTEM_CA": "1",
     }
 
 
-def commands(app_dir: str | os.PathLike, specs: list[str]) -> list[list[str]]:
-    """`jupyter labextension install` of the npm packages or tarballs into
-    `app_dir`, then one production `jupyter lab build` there."""
-    app = f"--app-dir={app_dir}"
-    return [["jupyter", "labextension", "install", "--no-build", app, *specs],
-            ["jupyter", "lab", "build", app, "--dev-build=False", "--minimize=True"]]
+def unpack(tarball: str | os.PathLike, target: Path) -> dict:
+    """The npm tarball's package/ folder as `target`; its package.json."""
+    target = Path(target)
+    scratch = target.with_name(f".{target.name}.unpack")
+    shutil.rmtree(scratch, ignore_errors=True)
+    with tarfile.open(tarball) as tar:
+        tar.extractall(scratch, filter="data")
+    inner = [p for p in scratch.iterdir() if (p / "package.json").is_file()]
+    if len(inner) != 1:
+        raise ValueError(f"{tarball} is not an npm package tarball (no package/package.json)")
+    shutil.rmtree(target, ignore_errors=True)
+    inner[0].rename(target)
+    shutil.rmtree(scratch, ignore_errors=True)
+    return json.loads((target / "package.json").read_text())
+
+
+def build_manifest(package: dict, lab_version: str) -> dict:
+    """The package.json the build installs from: the extension's runtime
+    side and its own builder range (else the central JupyterLab's major)."""
+    kept = {key: package[key] for key in _KEPT if key in package}
+    builder = (package.get("devDependencies") or {}).get(BUILDER) \
+        or (package.get("dependencies") or {}).get(BUILDER) \
+        or f"^{lab_version.split('.')[0]}.0.0"
+    kept["devDependencies"] = {BUILDER: builder}
+    return kept
+
+
+def output_dir(package: dict) -> str:
+    """Where the builder writes the prebuilt extension (package.json's
+    jupyterlab.outputDir, relative to the package)."""
+    out = (package.get("jupyterlab") or {}).get("outputDir") or "lib/labextension"
+    if os.path.isabs(out) or ".." in Path(out).parts:
+        raise ValueError(f"{package.get('name')}: jupyterlab.outputDir {out!r} leaves the package")
+    return out
+
+
+def prepare(tarball: str | os.PathLike, folder: Path, lab_version: str,
+            registry: str, yarn_lock: str | None = None) -> dict:
+    """`folder` ready for `jlpm install`: the package unpacked, its
+    package.json cut down (build_manifest), yarn's settings, and the locked
+    yarn.lock when there is one. Returns the original package.json."""
+    folder = Path(folder)
+    package = unpack(tarball, folder)
+    write_atomic(folder / "package.json",
+                 json.dumps(build_manifest(package, lab_version), indent=2, sort_keys=True) + "\n")
+    host = urllib.parse.urlsplit(registry).hostname or ""
+    write_atomic(folder / ".yarnrc.yml", templates().get_template("yarnrc.yml.j2").render(
+        registry=registry, http_hosts=[host] if registry.startswith("http:") else []))
+    lock = folder / "yarn.lock"
+    if yarn_lock is not None:
+        write_atomic(lock, yarn_lock)
+    elif not lock.exists():
+        lock.write_text("")        # yarn treats the folder as its project's root
+    return package
+
+
+def jlpm(node: str, yarn_js: str | os.PathLike, *args: str) -> list[str]:
+    return [node, str(yarn_js), *args]
+
+
+def install_argv(node: str, yarn_js: str | os.PathLike, immutable: bool) -> list[str]:
+    """The install; against a recorded yarn.lock, one it must not change."""
+    return jlpm(node, yarn_js, "install", *(["--immutable"] if immutable else []))
+
+
+def build_argv(node: str, staging: str | os.PathLike) -> list[str]:
+    """The extension's own builder, against the central JupyterLab's core."""
+    return [node, f"node_modules/{BUILDER}/lib/build-labextension.js",
+            "--core-path", str(staging), "."]
+
+
+def install_built(folder: Path, package: dict, labextensions: Path, how: str) -> Path:
+    """The built extension moved to `labextensions/<name>` with JupyterLab's
+    install.json (`how`: what put it there, shown by `labextension list`)."""
+    built = Path(folder) / output_dir(package)
+    if not (built / "package.json").is_file():
+        raise ValueError(f"{package.get('name')}: the builder wrote no {output_dir(package)}")
+    target = Path(labextensions).joinpath(*package["name"].split("/"))
+    shutil.rmtree(target, ignore_errors=True)
+    target.parent.mkdir(parents=True, exist_ok=True)
+    shutil.copytree(built, target)
+    write_atomic(target / "install.json", json.dumps(
+        {"packageManager": "stackgen", "packageName": package["name"],
+         "uninstallInstructions": how}, indent=2, sort_keys=True) + "\n")
+    return target
 
 
 def staging(install: str | os.PathLike) -> Path:
-    """JupyterLab's staging folder in an install (its package's own)."""
+    """JupyterLab's staging folder in an install (its package's own): the
+    core the builder builds against."""
     found = list(Path(install).glob("lib/python*/site-packages/jupyterlab/staging"))
     if len(found) != 1:
         raise ValueError(f"JupyterLab's staging folder not found in {install}")
     return found[0]
 
 
-def drop_leftovers(app_dir: str | os.PathLike) -> None:
-    for leftover in STAGING_LEFTOVERS:
-        shutil.rmtree(Path(app_dir) / "staging" / leftover, ignore_errors=True)
+def yarn_js(install: str | os.PathLike) -> Path:
+    """The stack's jlpm (jupyter_builder's yarn.js) in an install."""
+    found = list(Path(install).glob("lib/python*/site-packages/jupyter_builder/yarn.js"))
+    if len(found) != 1:
+        raise ValueError(f"jlpm (jupyter_builder/yarn.js) not found in {install}")
+    return found[0]
 
 
-# bump when what is stored, or how, changes
-CACHE_FORMAT = "stackgen-lab-build-1"
-# files of the built app dir that name the folder it was built in (source
-# maps, the bundler's log); rewritten on restore to the folder restored into
-_PATH_NAMING = ("*.map", "build_log.json")
-CACHE_KEEP = 4
+# yarn asks for /<name>/-/<base>-<version>.tgz, a scope's slash sometimes as %2f
+_TARBALL_PATH = re.compile(r"^/((?:@[^/]+/)?[^/]+)/-/([^/]+)\.tgz$")
 
 
-def build_key(staging: Path, node_version: str, integrities: list[str]) -> str:
-    """What a built app dir is made of: JupyterLab's staging files (its
-    package.json and yarn.lock pin the core npm packages, its bundler
-    configs), the node version, the source tarballs' npm integrities and the
-    build commands."""
-    digest = hashlib.sha256()
-
-    def add(*parts: str | bytes) -> None:
-        for part in parts:
-            data = part.encode() if isinstance(part, str) else part
-            digest.update(len(data).to_bytes(8, "big") + data)
-
-    add(CACHE_FORMAT, node_version, json.dumps(commands("APP_DIR", ["TARBALL"])), *integrities)
-    for path in sorted(p for p in Path(staging).rglob("*") if p.is_file()):
-        add(path.relative_to(staging).as_posix(), path.read_bytes())
-    return digest.hexdigest()[:32]
+def registry_path(name: str, version: str) -> str:
+    return f"/{name}/-/{name.split('/')[-1]}-{version}.tgz"
 
 
-def name_as(app_dir: Path, built_in: str, final: str) -> None:
-    """Make the files of a built app dir that name the folder it was built in
-    name `final`, where users will see it."""
-    if built_in == final:
-        return
-    for pattern in _PATH_NAMING:
-        for path in (Path(app_dir) / "static").rglob(pattern):
-            text = path.read_text(encoding="utf-8", errors="surrogateescape")
-            if built_in in text:
-                path.write_text(text.replace(built_in, final), encoding="utf-8",
-                                errors="surrogateescape")
+class LockedRegistry:
+    """An npm registry on 127.0.0.1 serving only the given tarballs
+    ({registry path: file}), each already verified: a locked build's yarn
+    reaches nothing else. Use as a context manager; `url` is its address."""
+
+    def __init__(self, tarballs: Mapping[str, str | os.PathLike]):
+        files = {path: Path(file) for path, file in tarballs.items()}
+        self.asked: list[str] = []
+        asked = self.asked
+
+        class Handler(http.server.BaseHTTPRequestHandler):
+            def do_GET(self) -> None:               # noqa: N802 (http.server's name)
+                path = urllib.parse.unquote(self.path.split("?")[0])
+                asked.append(path)
+                file = files.get(path) if _TARBALL_PATH.match(path) else None
+                if file is None:
+                    self.send_error(404, "not in the lock")
+                    return
+                data = file.read_bytes()
+                self.send_response(200)
+                self.send_header("Content-Type", "application/octet-stream")
+                self.send_header("Content-Length", str(len(data)))
+                self.end_headers()
+                self.wfile.write(data)
+
+            def log_message(self, *args) -> None:   # yarn's own output says enough
+                pass
+
+        self.server = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.url = f"http://127.0.0.1:{self.server.server_address[1]}"
+
+    def __enter__(self) -> LockedRegistry:
+        threading.Thread(target=self.server.serve_forever, daemon=True).start()
+        return self
+
+    def __exit__(self, *exc) -> None:
+        self.server.shutdown()
+        self.server.server_close()
 
 
-def restore(cache: Path, key: str, app_dir: Path, named_as: Path | None = None) -> bool:
-    """Put the cached build `key` in place of `app_dir` (to be seen by users
-    as `named_as`, when it is built elsewhere first); False when the cache
-    has none (or an unreadable one, then dropped)."""
-    entry, meta = _entry(cache, key)
-    try:
-        built_in = json.loads(meta.read_text())["app_dir"]
-    except (OSError, ValueError, KeyError):
-        return False
-    app_dir = Path(app_dir)
-    incoming = app_dir.with_name(f".{app_dir.name}.stackgen-restore")
-    shutil.rmtree(incoming, ignore_errors=True)
-    try:
-        with tarfile.open(entry) as tar:
-            tar.extractall(incoming, filter="data")
-    except (OSError, tarfile.TarError):
-        shutil.rmtree(incoming, ignore_errors=True)
-        entry.unlink(missing_ok=True)
-        return False
-    name_as(incoming, built_in, str(named_as or app_dir))
-    shutil.rmtree(app_dir, ignore_errors=True)
-    incoming.rename(app_dir)
-    os.utime(meta)                  # recently used: kept by prune
-    return True
-
-
-def store(cache: Path, key: str, app_dir: Path, keep: int = CACHE_KEEP,
-          named_as: Path | None = None) -> None:
-    """Keep the built `app_dir` (leftovers already dropped; its files naming
-    it as `named_as`, when given) under `key`, written aside and renamed,
-    then only the `keep` most recently used."""
-    cache = Path(cache)
-    cache.mkdir(parents=True, exist_ok=True)
-    entry, meta = _entry(cache, key)
-    fd, tmp = tempfile.mkstemp(prefix=f".{key}.", suffix=".tmp", dir=cache)
-    try:
-        with os.fdopen(fd, "wb") as fh, tarfile.open(fileobj=fh, mode="w") as tar:
-            tar.add(app_dir, arcname=".")
-        os.replace(tmp, entry)
-    except BaseException:
-        Path(tmp).unlink(missing_ok=True)
-        raise
-    write_atomic(meta, json.dumps({"app_dir": str(named_as or app_dir),
-                                   "format": CACHE_FORMAT}) + "\n")
-    metas = sorted(cache.glob("*.json"), key=lambda p: p.stat().st_mtime, reverse=True)
-    for old in metas[keep:]:
-        for path in _entry(cache, old.stem):
-            path.unlink(missing_ok=True)
-
-
-def _entry(cache: Path, key: str) -> tuple[Path, Path]:
-    return Path(cache) / f"{key}.tar", Path(cache) / f"{key}.json"
+def drop_build_leftovers(folder: Path) -> None:
+    """The work folder's node_modules (hundreds of MB nobody reads afterwards)."""
+    shutil.rmtree(Path(folder) / "node_modules", ignore_errors=True)

@@ -37,7 +37,6 @@ OVERLAYS = ("stackgen", "overlays")       # then STACK/VERSION
 OVERLAY_MANIFEST = "manifest.json"
 OVERLAY_BUNDLE = "stackgen-bundle"        # one line: the central digest; read by the module
 OVERLAY_LATEST = "latest"                 # per stack: the version of the newest overlay
-OVERLAY_APP_DIR = ("app",)                # an app dir copy, for source extensions
 
 
 def rel(parts: tuple[str, ...]) -> str:
@@ -82,5 +81,5 @@ def footer_paths(python_version: str) -> dict[str, tuple[str, ...]]:
             "install_to_software": INSTALL_TO_SOFTWARE,
             "install_to_prefix": INSTALL_TO_PREFIX, "modulepath": MODULEPATH,
             "overlays": OVERLAYS, "overlay_bundle": (OVERLAY_BUNDLE,),
-            "overlay_latest": (OVERLAY_LATEST,), "overlay_app_dir": OVERLAY_APP_DIR,
+            "overlay_latest": (OVERLAY_LATEST,),
             "overlay_site_packages": site_packages(python_version)}

@@ -1,7 +1,7 @@
 """The one jinja2 environment for every generated text (easyconfigs, Lua
 footers, launchers), with StrictUndefined and one quoting filter per
 target language: py, pywrapped (easyconfigs), lua and luaparts (module
-footers), sh (shell scripts)."""
+footers), sh (shell scripts), yaml (yarn's settings)."""
 
 from __future__ import annotations
 
@@ -51,6 +51,11 @@ def lua_parts(parts) -> str:
     return ", ".join(lua_string(part) for part in parts)
 
 
+def yaml_string(value: object) -> str:
+    """A YAML scalar holding exactly `value` (a JSON string is one)."""
+    return json.dumps(str(value))
+
+
 def sh_quote(value: object) -> str:
     """One shell word, whatever the value holds."""
     return shlex.quote(str(value))
@@ -67,4 +72,5 @@ def environment() -> jinja2.Environment:
     env.filters["lua"] = lua_string
     env.filters["luaparts"] = lua_parts
     env.filters["sh"] = sh_quote
+    env.filters["yaml"] = yaml_string
     return env

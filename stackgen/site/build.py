@@ -38,9 +38,7 @@ from stackgen.common.errors import CommandError, StackgenError
 from stackgen.common.fsutil import write_atomic
 from stackgen.common.run import clean_env, run
 from stackgen.common.templating import environment
-from stackgen.site import npm
 from stackgen.site.easyblocks.contract import BuildContract, BuildStatus
-from stackgen.site.lockfile import Lock
 from stackgen.site.prefix import Staging
 
 log = logging.getLogger("stackgen.site.build")
@@ -104,7 +102,6 @@ class EasyBuild:
     base_python: str                  # "3.11.7", from the lock header
     node_bin: Path | None = None      # for source-only lab extensions
     uv: str | None = None             # the bundle's one-shot installer; pip without it
-    build_cache: bool = True          # reuse a JupyterLab app dir built before (labbuild)
     base_interpreter: Path | None = None   # the base module's python3: installs start early
 
     def options(self, installpath: Path | None = None, buildpath: Path | None = None) -> list[str]:
@@ -158,8 +155,7 @@ class EasyBuild:
         return BuildContract(
             final_prefix=str(self.prefix), uv=self.uv or "", uv_cache=str(self.workdir / "uv-cache") if self.uv else "",
             base_python=str(self.base_interpreter or ""), node_bin=str(self.node_bin or ""),
-            yarn_cache=str(self.workdir / "yarn-cache") if lab else "",
-            lab_cache=str(self.workdir / "lab-builds") if lab and self.build_cache else "")
+            yarn_cache=str(self.workdir / "yarn-cache") if lab else "")
 
     def write_metadata(self) -> None:
         """EasyBuild must know the external base module is Python X.Y.Z."""
@@ -211,29 +207,6 @@ def uv_command() -> str | None:
         return find_uv_bin()
     except (ImportError, FileNotFoundError):
         return None
-
-
-def check_source_build(lock: Lock, wheelhouse: Path, cache: Path) -> None:
-    """Before EasyBuild builds the module holding JupyterLab: a source extension
-    build re-installs JupyterLab's own npm packages, so all of them must be on
-    the registry. A positive answer is remembered per JupyterLab file (asking
-    takes seconds of HEAD requests; a published npm version stays published)."""
-    lab = lock.package("jupyterlab")
-    if not lock.npm or lab is None:
-        return
-    known = cache / "npm-published" / f"{lab.file}.{lab.sha256}"
-    if known.exists():
-        return
-    missing = npm.missing_core_tarballs(wheelhouse / lab.file, lab.version)
-    if not missing:
-        write_atomic(known, "all of JupyterLab's own npm packages were on the registry\n")
-        return
-    raise StackgenError(
-        f"the stack has source extensions, but {len(missing)} of JupyterLab "
-        f"{lab.version}'s own npm packages are not on the npm registry (for example "
-        f"{', '.join(missing[:3])}): its app dir cannot be rebuilt",
-        "pin jupyterlab in stack.yaml to a release whose npm packages are all published, "
-        "then `stackgen lock --upgrade-package jupyterlab`; or drop source_extensions")
 
 
 # A run that waits for others installs at a lower CPU priority, one step per

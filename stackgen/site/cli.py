@@ -41,11 +41,13 @@ def _spec_and_lock_commands(sub, commands) -> None:
     json_option(p)
 
     p = command(sub, "lock", "resolve the whole stack for the base and write its lock",
-                 "stackgen lock\nstackgen lock --resolver uv --upgrade-package jupyterlab",
+                 "stackgen lock\nstackgen lock --upgrade-package jupyterlab\n"
+                 "stackgen lock --resolver pip-tools",
                  commands.lock)
     _spec_option(p)
-    p.add_argument("--resolver", choices=("pip-tools", "uv"), default="pip-tools",
-                   help="pip-tools (the reference, default) or uv (much faster, same format)")
+    p.add_argument("--resolver", choices=("uv", "pip-tools"), default="uv",
+                   help="uv (default; seconds) or pip-tools (minutes); the same pins, "
+                        "the same file")
     p.add_argument("--upgrade-package", "-P", action="append", default=[], metavar="NAME",
                    help="move NAME to its newest allowed version, and only what it forces "
                         "(repeatable)")
@@ -93,10 +95,7 @@ def _build_commands(sub, commands) -> None:
                    help="eb runs at once, one per module (default 4); a module's run starts "
                         "once the modules it loads are being built, installs its wheels, then "
                         "waits for them to be built before it checks the install")
-    p.add_argument("--no-build-cache", action="store_true",
-                   help="build the JupyterLab app dir with node even when stackgen's cache "
-                        "holds the same build (same JupyterLab, node and source extensions)")
-    p.add_argument("--resolver", choices=("pip-tools", "uv"), default="pip-tools",
+    p.add_argument("--resolver", choices=("uv", "pip-tools"), default="uv",
                    help="resolver for --relock")
     json_option(p, "a summary")
 

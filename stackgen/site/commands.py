@@ -123,7 +123,7 @@ def _describe(changes: dict) -> list[str]:
     return out
 
 
-def _current_lock(stack, base, relock: bool = False, resolver: str = "pip-tools"):
+def _current_lock(stack, base, relock: bool = False, resolver: str = "uv"):
     """The stack's lock, refusing a stale one (or re-locking with --relock)."""
     from stackgen.common.errors import StaleError
     current = lockfile.read(stack.lock_path, _rel(stack, stack.lock_path))
@@ -233,12 +233,9 @@ def _build_modules(args, stack, current, base, prefix, plans, modules, wheelhous
     from stackgen.site import build as build_mod
     from stackgen.site import lmod
     todo = [(m, why) for m in modules if (why := build_mod.needs_build(m, prefix))]
-    lab_module = next((mp.name for mp in plans if mp.holds_jupyterlab), None)
     if not todo:
         progress(f"nothing to build: all {len(modules)} modules are current in {prefix}")
     else:
-        if any(m.name == lab_module for m, _ in todo):
-            build_mod.check_source_build(current, wheelhouse, default_cache())
         if os.geteuid() == 0:
             print("warning: running EasyBuild as root (--allow-use-as-root-and-accept-consequences);"
                   " sites build as an unprivileged staff account", file=sys.stderr)
@@ -250,7 +247,6 @@ def _build_modules(args, stack, current, base, prefix, plans, modules, wheelhous
                                  base_python=current.header.python_version,
                                  node_bin=node_folder(workdir) if current.npm else None,
                                  uv=build_mod.uv_command(),
-                                 build_cache=not args.no_build_cache,
                                  base_interpreter=base.python)
         eb.write_metadata()
         build_mod.prune_failed_runs(workdir / "tmp")

@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stackgen.common.download import HashMismatch, Wanted, digest_for, disk_error, download
+from stackgen.common.fsutil import write_atomic
 from stackgen.site.lockfile import Lock
 
 log = logging.getLogger("stackgen.site.fetch")
@@ -30,7 +31,24 @@ def wanted(lock: Lock) -> list[Wanted]:
                     f"stackgen lock --upgrade-package {p.name}") for p in lock.packages]
     files += [Wanted(n.file, n.url, n.integrity, f"npm {n.name}@{n.version}",
                      f"stackgen lock after changing {n.name} in stack.yaml") for n in lock.npm]
+    # the npm trees of the source extensions' builds: one file per package
+    # version, however many extensions' builds install it
+    tree = {t.file: t for n in lock.npm for t in n.tree}
+    files += [Wanted(t.file, t.url, t.integrity, f"npm {t.text}",
+                     "stackgen lock -U (the npm tree of a source extension)")
+              for _, t in sorted(tree.items()) if t.file not in {n.file for n in lock.npm}]
     return files
+
+
+def put_yarn_locks(lock: Lock, wheelhouse: Path) -> None:
+    """Each source extension's yarn.lock (verified when the lock was read) into
+    the wheelhouse beside its tarballs, where the build takes it from."""
+    for ext in lock.npm:
+        if not ext.yarn_lock:
+            continue
+        path = wheelhouse / ext.yarn_lock_file
+        if not path.exists() or path.read_text(encoding="utf-8") != ext.yarn_lock:
+            write_atomic(path, ext.yarn_lock)
 
 
 def verify_present(files: list[Wanted], wheelhouse: Path) -> list[Wanted]:
@@ -72,6 +90,7 @@ def fetch(lock: Lock, wheelhouse: Path,
     except OSError as exc:
         raise disk_error(wheelhouse, exc, "making the wheelhouse") from None
     files = wanted(lock)
+    put_yarn_locks(lock, wheelhouse)
     missing = verify_present(files, wheelhouse)
     present = len(files) - len(missing)
     if not missing:

@@ -16,7 +16,7 @@ from stackgen.common.errors import CommandError, InputError, StackgenError
 from stackgen.common.fsutil import scratch_folder, write_atomic
 from stackgen.common.pypi import INDEX_URL, parse_pip_report
 from stackgen.common.run import clean_env, run
-from stackgen.site import lockfile, npm
+from stackgen.site import lockfile, npm, npmresolve
 from stackgen.site.base import Base
 from stackgen.site.lockfile import Lock, LockedPackage, LockHeader
 from stackgen.site.npm import LockedNpm
@@ -29,7 +29,7 @@ log = logging.getLogger("stackgen.site.lockfile")
 _UNSEEN = re.compile(r"No matching distribution found for (\S+==\S+)")
 
 
-def make_lock(stack: Stack, base: Base, *, resolver: str = "pip-tools",
+def make_lock(stack: Stack, base: Base, *, resolver: str = "uv",
               upgrade: Iterable[str] = (), upgrade_all: bool = False,
               cache: Path, progress: Callable[[str], None] = lambda msg: None) -> Lock:
     """Resolve the whole stack for the base; the previous lock's pins are kept
@@ -62,23 +62,40 @@ def make_lock(stack: Stack, base: Base, *, resolver: str = "pip-tools",
                                    file=chosen[r.name]["file"], sha256=chosen[r.name]["sha256"],
                                    url=chosen[r.name]["url"], requires=requires[r.name])
                      for r in sorted(resolved, key=lambda r: r.name))
+    renew = upgrade_all or bool(set(upgrade) & {canonicalize_name(p.name) for m in stack.modules
+                                                    for p in m.source_extensions})
     return Lock(header=header_for(stack, base, resolver_version(resolver)), packages=packages,
-                npm=lock_npm(stack, previous, progress))
+                npm=lock_npm(stack, previous, packages, cache, progress, renew=renew))
 
 
-def lock_npm(stack: Stack, previous: Lock | None,
-             progress: Callable[[str], None] = lambda msg: None) -> tuple[LockedNpm, ...]:
-    """Each source extension with its tarball and integrity; an exact pin
-    already in the previous lock is kept as it is, without asking the registry."""
-    known = {(n.module, n.name, n.version): n for n in (previous.npm if previous else ())}
-    out = []
-    for module in stack.modules:
-        for pin in module.source_extensions:
-            hit = known.get((pin.module, pin.name, pin.version))
-            if not hit:
+def lock_npm(stack: Stack, previous: Lock | None, packages: tuple[LockedPackage, ...],
+             cache: Path, progress: Callable[[str], None] = lambda msg: None,
+             renew: bool = False) -> tuple[LockedNpm, ...]:
+    """Each source extension with its tarball and integrity and the npm tree
+    of its build; one already in the previous lock with its tree is kept as
+    it is (unless `renew`), without asking the registry or running yarn."""
+    known = {(n.module, n.name, n.version): n for n in (previous.npm if previous else ())
+             if n.tree and n.yarn_lock}
+    pins = [pin for module in stack.modules for pin in module.source_extensions]
+    todo = [pin for pin in pins if renew or (pin.module, pin.name, pin.version) not in known]
+    out = [known[(p.module, p.name, p.version)] for p in pins if p not in todo]
+    if todo:
+        lab = next((p for p in packages if p.name == "jupyterlab"), None)
+        builder = next((p for p in packages if p.name == "jupyter-builder"), None)
+        if lab is None or builder is None:
+            raise InputError("source_extensions are built against the stack's JupyterLab with its "
+                             "jlpm: the lock holds no jupyterlab or jupyter-builder",
+                             "put jupyterlab (4.6 or newer) into the module with the source "
+                             "extensions")
+        yarn_js = npmresolve.jlpm_from_wheel(builder, cache)
+        dists = npmresolve.load_known(cache)
+        with scratch_folder(cache / "tmp", "npm-") as tmp:
+            for pin in todo:
                 progress(f"asking the npm registry for {pin.text}")
-                hit = npm.lock_pin(pin)
-            out.append(hit)
+                out.append(npmresolve.resolve_tree(
+                    npm.lock_pin(pin), lab_version=lab.version, yarn_js=yarn_js, cache=cache,
+                    workdir=Path(tmp), known=dists, progress=progress))
+        npmresolve.save_known(cache, dists)
     return tuple(sorted(out, key=lambda n: (n.module, n.name)))
 
 
@@ -97,7 +114,7 @@ def header_for(stack: Stack, base: Base, resolver: str) -> LockHeader:
 def _previous(stack: Stack) -> Lock | None:
     try:
         return lockfile.read(stack.lock_path)
-    except InputError as exc:
+    except (InputError, lockfile.LockIntegrityError) as exc:   # re-locking is the cure
         log.warning("ignoring the previous lock: %s", exc.message)
         return None
 

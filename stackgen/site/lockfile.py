@@ -9,14 +9,17 @@ chosen for the base, its address and what it requires.
 A lock is checked whole when read: each package's pin, file, hash and
 address must agree, and the package section must match the digest its
 header records, so a lock edited by hand is refused, naming the package,
-before anything is fetched or built from it.
+before anything is fetched or built from it. The npm section (source
+extensions and the npm tree of their builds, with yarn's yarn.lock beside
+the lock) has a digest of its own (npmlock.py).
 """
 
 from __future__ import annotations
 
 import hashlib
 import re
-from dataclasses import dataclass, field
+from collections.abc import Callable
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from urllib.parse import unquote
 
@@ -32,10 +35,12 @@ from packaging.utils import (
 from stackgen.common.errors import InputError, StackgenError
 from stackgen.common.fsutil import write_atomic
 from stackgen.common.pypi import INDEX_URL
+from stackgen.site import npmlock
 from stackgen.site.npm import LockedNpm
 
 # 2: the header records the digest of the package section
-LOCK_FORMAT = 2
+# 3: source extensions carry the npm tree of their build, with its own digest
+LOCK_FORMAT = 3
 
 
 class LockIntegrityError(StackgenError):
@@ -96,6 +101,7 @@ class Lock:
         return render(self)
 
     def write(self, path: Path) -> None:
+        npmlock.write_yarn_locks(self.npm, path)      # first: the lock names them
         write_atomic(path, self.render())
 
 
@@ -125,8 +131,7 @@ def _render_header(lock: Lock, digest: str) -> str:
         f"# base-python: {h.base_python}",
     ]
     lines += [f"# base-provides: {p}" for p in h.base_provides]
-    lines += [f"# npm: {n.module}: {n.name}@{n.version} {n.integrity} {n.url}"
-              for n in sorted(lock.npm, key=lambda n: (n.module, n.name))]
+    lines += npmlock.lines(lock.npm) + npmlock.digest_line(lock.npm)
     lines += [
         f"# base-digest: {h.base_digest}",
         f"# resolver: {h.resolver}",
@@ -158,10 +163,11 @@ def read(path: Path, display: str | None = None) -> Lock | None:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
-    return parse(text, display or str(path))
+    return parse(text, display or str(path), npmlock.read_yarn_locks(Path(path)))
 
 
-def parse(text: str, file: str = "lock") -> Lock:
+def parse(text: str, file: str = "lock",
+          yarn_lock: Callable[[str], str | None] = lambda name: None) -> Lock:
     meta: dict[str, list[str]] = {}
     packages: list[LockedPackage] = []
     current: dict | None = None
@@ -210,12 +216,12 @@ def parse(text: str, file: str = "lock") -> Lock:
         else:
             raise fail(lineno, f"unexpected line {line!r}")
     finish()
-    lock = Lock(header=_header(meta, file), packages=tuple(packages),
-                npm=tuple(_npm(line, file) for line in meta.get("npm", [])))
+    lock = Lock(header=_header(meta, file), packages=tuple(packages))
     for package in lock.packages:
         _check_package(package, file)
     _check_digest(lock, meta, text.partition("\n\n")[2], file)
-    return lock
+    return replace(lock, npm=npmlock.parse(meta, file, yarn_lock,
+                                           lambda what: LockIntegrityError(file, what)))
 
 
 def _check_package(pkg: LockedPackage, file: str) -> None:
@@ -257,16 +263,6 @@ def _check_digest(lock: Lock, meta: dict[str, list[str]], body: str, file: str) 
     detail = "; ".join(filter(None, [count, f"missing: {', '.join(missing)}" if missing else ""]))
     raise LockIntegrityError(file, "the package section differs from the digest in its header"
                              + (f" ({detail})" if detail else ""))
-
-
-def _npm(line: str, file: str) -> LockedNpm:
-    module, _, rest = line.partition(": ")
-    parts = rest.split()
-    name, _, version = parts[0].rpartition("@") if parts else ("", "", "")
-    if len(parts) != 3 or not name or not version:
-        raise InputError(f"{file}: npm line {line!r} is not 'module: name@version integrity url'",
-                         "run `stackgen lock` to rewrite it")
-    return LockedNpm(module, name, version, parts[1], parts[2])
 
 
 def _header(meta: dict[str, list[str]], file: str) -> LockHeader:

@@ -1,20 +1,22 @@
 """Source-only lab extensions: npm packages pinned in stack.yaml, locked with
-the tarball's address and integrity, built into the central app dir.
+the tarball's address and integrity and the whole npm tree yarn resolved for
+their build (each tarball's address and integrity, and yarn's own yarn.lock),
+built as prebuilt extensions (stackgen.common.labbuild).
 
-Parsing a pin is pure; asking the npm registry is the one network edge.
+Parsing a pin and reading a yarn.lock are pure; asking the npm registry is
+the one network edge.
 """
 
 from __future__ import annotations
 
+import hashlib
 import json
 import re
 import urllib.error
 import urllib.parse
 import urllib.request
-import zipfile
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
-from pathlib import Path
 
 from stackgen.common.errors import StackgenError
 
@@ -39,11 +41,15 @@ class NpmPin:
         return f"{self.name}@{self.version}"
 
 
-@dataclass(frozen=True)
-class LockedNpm:
-    """A source extension in the lock: where its tarball is and what it holds."""
+def tarball_file(name: str, version: str) -> str:
+    """An npm tarball's name in the wheelhouse (a scope becomes a prefix)."""
+    return f"{name.lstrip('@').replace('/', '-')}-{version}.tgz"
 
-    module: str
+
+@dataclass(frozen=True)
+class NpmTarball:
+    """One npm package of a source extension's build, as the lock records it."""
+
     name: str
     version: str
     integrity: str            # "sha512-<base64>", as npm records it
@@ -51,8 +57,44 @@ class LockedNpm:
 
     @property
     def file(self) -> str:
+        return tarball_file(self.name, self.version)
+
+    @property
+    def text(self) -> str:
+        return f"{self.name}@{self.version}"
+
+
+@dataclass(frozen=True)
+class LockedNpm:
+    """A source extension in the lock: where its tarball is and what it
+    holds, and what its build installs: every npm package yarn resolved
+    (`tree`) and yarn's own record of that resolution (`yarn_lock`)."""
+
+    module: str
+    name: str
+    version: str
+    integrity: str            # "sha512-<base64>", as npm records it
+    url: str
+    tree: tuple[NpmTarball, ...] = ()
+    yarn_lock: str = ""
+
+    @property
+    def text(self) -> str:
+        return f"{self.name}@{self.version}"
+
+    @property
+    def file(self) -> str:
         """The tarball's name in the wheelhouse (a scope becomes a prefix)."""
-        return f"{self.name.lstrip('@').replace('/', '-')}-{self.version}.tgz"
+        return tarball_file(self.name, self.version)
+
+    @property
+    def yarn_lock_file(self) -> str:
+        """The yarn.lock's name beside the lock and in the wheelhouse."""
+        return f"{self.file[:-len('.tgz')]}.yarn.lock"
+
+    @property
+    def yarn_lock_sha256(self) -> str:
+        return "sha256:" + hashlib.sha256(self.yarn_lock.encode()).hexdigest()
 
 
 def parse_pin(text: str, module: str) -> NpmPin:
@@ -91,30 +133,55 @@ def lock_pin(pin: NpmPin, registry: str = REGISTRY) -> LockedNpm:
     return LockedNpm(pin.module, pin.name, pin.version, dist["integrity"], dist["tarball"])
 
 
-def missing_core_tarballs(jupyterlab_wheel: Path, version: str,
-                          registry: str = REGISTRY) -> list[str]:
-    """JupyterLab's own npm packages at `version`, as its staging yarn.lock
-    names them, whose tarballs the registry does not serve. A source build
-    re-installs every one of them, so any missing one makes it fail."""
-    with zipfile.ZipFile(jupyterlab_wheel) as whl:
-        text = whl.read("jupyterlab/staging/yarn.lock").decode()
-    names = sorted(set(re.findall(rf'resolution: "(@jupyterlab/[a-z0-9._-]+)@npm:{re.escape(version)}"',
-                                  text)))
+# a yarn.lock entry's resolution: an npm package, the project itself, or a
+# patch yarn applies by itself (of an npm package the lock also holds)
+_NPM_RESOLUTION = re.compile(rf"^({_NAME})@npm:({_VERSION})$")
+_RESOLUTION = re.compile(r'^  resolution: "(.*)"$', re.M)
 
-    def missing(name: str) -> bool:
-        url = f"{registry}/{name}/-/{name.split('/')[1]}-{version}.tgz"
-        request = urllib.request.Request(url, method="HEAD", headers={"User-Agent": "stackgen"})
-        try:
-            urllib.request.urlopen(request, timeout=60).close()
-            return False
-        except urllib.error.HTTPError as exc:
-            return exc.code == 404
-        except (urllib.error.URLError, OSError) as exc:
-            raise StackgenError(f"asking {registry} for {name}@{version} failed: {exc}",
-                                "check the network and run the command again") from None
 
-    with ThreadPoolExecutor(8) as pool:
-        return [f"{n}@{version}" for n, gone in zip(names, pool.map(missing, names)) if gone]
+def yarn_lock_packages(text: str) -> list[tuple[str, str]]:
+    """(name, version) of every npm package a yarn.lock resolved, sorted;
+    ValueError naming an entry that is neither an npm package, the project's
+    own workspace nor one of yarn's built-in patches (a git or file
+    dependency cannot be locked by integrity)."""
+    found = set()
+    for resolution in _RESOLUTION.findall(text):
+        match = _NPM_RESOLUTION.match(resolution)
+        if match:
+            found.add((match.group(1), match.group(2)))
+        elif "@workspace:" in resolution or "builtin<compat/" in resolution:
+            continue
+        else:
+            raise ValueError(f"yarn resolved {resolution!r}, which is not an npm registry package")
+    return sorted(found)
+
+
+def tarball_dist(name: str, version: str, registry: str = REGISTRY) -> NpmTarball:
+    """The registry's address and sha512 integrity of one package version."""
+    url = f"{registry}/{urllib.parse.quote(name, safe='@')}/{version}"
+    request = urllib.request.Request(url, headers={"Accept": "application/json",
+                                                   "User-Agent": "stackgen"})
+    try:
+        with urllib.request.urlopen(request, timeout=60) as response:
+            dist = json.load(response).get("dist", {})
+    except (urllib.error.URLError, OSError, ValueError) as exc:
+        raise StackgenError(f"asking {registry} for {name}@{version} failed: {exc}",
+                            "check the network and run the command again") from None
+    if not dist.get("tarball") or not str(dist.get("integrity", "")).startswith("sha512-"):
+        raise StackgenError(f"{registry} gives no tarball with a sha512 integrity for {name}@{version}",
+                            "a source extension's dependencies must all be npm packages with one")
+    return NpmTarball(name, version, dist["integrity"], dist["tarball"])
+
+
+def tarball_dists(packages: list[tuple[str, str]], known: dict[str, NpmTarball],
+                  registry: str = REGISTRY) -> list[NpmTarball]:
+    """Each (name, version) with its address and integrity: from `known`
+    ("name@version" -> NpmTarball) or else asked of the registry, 16 at a time."""
+    ask = [p for p in packages if f"{p[0]}@{p[1]}" not in known]
+    with ThreadPoolExecutor(16) as pool:
+        for found in pool.map(lambda p: tarball_dist(*p, registry=registry), ask):
+            known[found.text] = found
+    return [known[f"{name}@{version}"] for name, version in packages]
 
 
 def _require_lab_extension(pin: NpmPin, meta: dict) -> None:

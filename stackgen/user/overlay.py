@@ -140,10 +140,6 @@ class Overlay:
     def site_packages(self) -> Path:
         return self.root.joinpath(*layout.site_packages(self.python_version))
 
-    @property
-    def app_dir(self) -> Path:
-        return self.root.joinpath(*layout.OVERLAY_APP_DIR)
-
     def manifest(self) -> Manifest | None:
         path = self.root / MANIFEST
         try:

@@ -8,7 +8,6 @@ those extensions gives, and a failure leaves the previous overlay in place.
 
 from __future__ import annotations
 
-import json
 import os
 import sys
 import tempfile
@@ -18,6 +17,7 @@ from pathlib import Path
 
 from packaging.utils import canonicalize_name
 
+from stackgen.common import layout
 from stackgen.common.errors import CommandError, InputError, StackgenError
 from stackgen.common.node import node_folder
 from stackgen.common.run import run
@@ -82,11 +82,14 @@ def _make(central: Central, extensions: list[Extension], index_url: str, scratch
     sources = [e for e in extensions if e.kind == "source"]
     if sources:
         _refuse_central_sources(central, sources)
-        inst.copy_app_dir(central.app_dir, scratch / "app")
         node = node_folder(default_cache() / "node", install=True)
-        inst.build_source(scratch / "app", [e.requirement for e in sources], node, work,
-                          progress)
+        built = inst.build_source([(e.requirement, e.name, e.version) for e in sources],
+                                  scratch.joinpath(*layout.JUPYTER_DATA, "labextensions"),
+                                  node, work, progress)
+        sources_built = {e.name: built.get(e.name, e.version) for e in sources}
     versions = {p.name: p.version for p in planned}
+    if sources:
+        versions.update(sources_built)
     by_wheel = {p.name: labexts.get(p.file, ()) for p in planned}
     done = tuple(replace(e, version=versions.get(e.name, e.version),
                          labextensions=by_wheel.get(e.name, e.labextensions))
@@ -96,14 +99,10 @@ def _make(central: Central, extensions: list[Extension], index_url: str, scratch
 
 
 def _refuse_central_sources(central: Central, sources: list[Extension]) -> None:
-    try:
-        built = json.loads((central.app_dir / "static" / "package.json").read_text())
-        central_names = set(built["jupyterlab"]["extensions"]) | \
-            set(built["jupyterlab"].get("mimeExtensions", {}))
-    except (OSError, ValueError, KeyError):
-        central_names = set()
+    """A source extension the central install already has, built or prebuilt."""
+    labextensions = central.app_dir.parent / "labextensions"     # the install's share/jupyter
     for ext in sources:
-        if ext.name in central_names:
+        if labextensions.joinpath(*ext.name.split("/"), "package.json").exists():
             raise InputError(f"{ext.name} is already built into the central JupyterLab",
                              "it is there for everyone; nothing to add")
 

@@ -1,7 +1,8 @@
 """Making an overlay: resolve the user's extensions with every central
 package as a fixed constraint, download and verify exactly what is missing,
 check each lab extension against the central JupyterLab, install into a new
-folder, and (for source extensions) rebuild a copy of the central app dir.
+folder, and build source extensions as prebuilt ones into it (no app dir
+copied, none rebuilt).
 
 Runs in the jupyterlab module's own Python, as the user, with the central
 packages visible to pip, so nothing central is ever installed again.
@@ -13,7 +14,6 @@ import json
 import logging
 import os
 import re
-import shutil
 import sys
 import tarfile
 import zipfile
@@ -24,7 +24,7 @@ from pathlib import Path
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
-from stackgen.common import labbuild
+from stackgen.common import labbuild, npmdist
 from stackgen.common.download import Wanted, download
 from stackgen.common.errors import CommandError, InputError, StackgenError
 from stackgen.common.pypi import INDEX_URL, ReportedFile, conflict_lines, parse_pip_report
@@ -190,29 +190,57 @@ def install(wheels: list[Path], prefix: Path, env: dict[str, str], workdir: Path
         env=env, describe="installing into the overlay (pip)", logfile=workdir / "install.log")
 
 
-def copy_app_dir(central: Path, target: Path) -> None:
-    """The central app dir, cheaply: hard links where allowed (a user may not
-    link files they do not own), else copies. static/ is left out: the rebuild
-    writes it anew."""
-    def link_or_copy(src: str, dst: str) -> None:
-        try:
-            os.link(src, dst)
-        except OSError:
-            shutil.copy2(src, dst)
-    shutil.copytree(central, target, copy_function=link_or_copy, symlinks=True,
-                    ignore=lambda folder, names: ["static"] if Path(folder) == central else [])
+def source_tarball(requirement: str, name: str, version: str, workdir: Path) -> Path:
+    """The npm tarball of a source extension: the user's own .tgz, or the
+    registry's, downloaded and checked against its integrity."""
+    if Path(requirement).is_file():
+        return Path(requirement)
+    found = npmdist.dist(name, version or "latest")
+    target = workdir / "npm"
+    target.mkdir(parents=True, exist_ok=True)
+    file = f"{name.lstrip('@').replace('/', '-')}-{found.version}.tgz"
+    download(Wanted(file, found.url, found.integrity, f"npm {name}@{found.version}",
+                    "the same command"), target)
+    return target / file
 
 
-def build_source(app_dir: Path, npm_specs: list[str], node_bin: Path, workdir: Path,
-                 progress: Callable[[str], None]) -> None:
-    """`jupyter labextension install` the npm packages into the copied app dir,
-    then one `jupyter lab build` there; yarn's downloads stay in the work folder."""
-    env = {**os.environ, **labbuild.environment(node_bin, workdir, os.environ.get("PATH", ""))}
-    install, build = labbuild.commands(app_dir, npm_specs)
-    progress(f"adding {', '.join(npm_specs)} to a copy of the central app dir")
-    run(install, env=env, cwd=workdir, describe="jupyter labextension install",
-        logfile=workdir / "labext.log")
-    progress("rebuilding JupyterLab in the overlay (node; a minute or two)")
-    run(build, env=env, cwd=workdir, describe="jupyter lab build",
-        logfile=workdir / "lab-build.log", heartbeat=lambda s: progress(f"still building ({s:.0f} s)"))
-    labbuild.drop_leftovers(app_dir)
+def lab_tools() -> tuple[Path, Path, str]:
+    """The central JupyterLab's staging folder (the core built against), the
+    stack's jlpm (jupyter_builder's yarn.js) and JupyterLab's version, from
+    the module's own Python."""
+    import jupyter_builder
+    import jupyterlab
+    staging = Path(jupyterlab.__file__).parent / "staging"
+    return staging, Path(jupyter_builder.__file__).parent / "yarn.js", jupyterlab.__version__
+
+
+def build_source(sources: list[tuple[str, str, str]], labextensions: Path, node_bin: Path,
+                 workdir: Path, progress: Callable[[str], None]) -> dict[str, str]:
+    """Each (requirement, npm name, version) built as a prebuilt extension
+    against the central JupyterLab's core into `labextensions`: jlpm installs
+    its dependencies (yarn's downloads in the work folder), its own builder
+    builds it. No app dir is copied or rebuilt. Returns name -> version."""
+    staging, yarn_js, lab_version = lab_tools()
+    node = str(Path(node_bin) / "node")
+    env = {**os.environ, **labbuild.node_environment(node_bin, workdir, os.environ.get("PATH", ""))}
+    built = {}
+    for requirement, name, version in sources:
+        tarball = source_tarball(requirement, name, version, workdir)
+        folder = workdir / "build" / Path(tarball).name.removesuffix(".tgz")
+        package = labbuild.prepare(tarball, folder, lab_version, npmdist.REGISTRY)
+        progress(f"{package['name']}@{package['version']}: installing its npm dependencies "
+                 "(jlpm; a minute when yarn's cache is cold)")
+        run(labbuild.install_argv(node, yarn_js, immutable=False), env=env, cwd=folder,
+            describe=f"jlpm install for {package['name']}", logfile=workdir / "jlpm.log",
+            heartbeat=lambda s, n=package["name"]: progress(f"still installing the npm "
+                                                            f"dependencies of {n} ({s:.0f} s)"))
+        progress(f"{package['name']}@{package['version']}: building it as a prebuilt extension "
+                 f"against the central JupyterLab {lab_version}")
+        run(labbuild.build_argv(node, staging), env=env, cwd=folder,
+            describe=f"building {package['name']}", logfile=workdir / "build.log",
+            heartbeat=lambda s, n=package["name"]: progress(f"still building {n} ({s:.0f} s)"))
+        labbuild.install_built(folder, package, labextensions,
+                               "Use `stackgen user-overlay remove` to remove it")
+        labbuild.drop_build_leftovers(folder)
+        built[package["name"]] = package["version"]
+    return built

@@ -34,11 +34,10 @@ class BuildContract:
     # the base's python: the wheels are installed from the ready step on,
     # before the base module is loaded
     base_python: str = ""
-    # node for source-only lab extensions, yarn's download cache, and the
-    # cache of JupyterLab app dirs built before (stackgen.common.labbuild)
+    # node for source-only lab extensions and yarn's cache (filled only
+    # from the lock's verified tarballs: stackgen.common.labbuild)
     node_bin: str = ""
     yarn_cache: str = ""
-    lab_cache: str = ""
     # the stack modules this run waits for (built by other runs of the same
     # `stackgen build`, "name/version"), the folder of their marks, and the
     # niceness of this run's install meanwhile

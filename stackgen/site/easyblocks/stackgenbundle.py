@@ -29,13 +29,12 @@ from easybuild.framework.easyconfig import CUSTOM
 from easybuild.framework.extension import get_modulenames
 from easybuild.tools.build_log import EasyBuildError, print_msg
 from easybuild.tools.config import EBPYTHONPREFIXES, PYTHONPATH, build_option
-from easybuild.tools.environment import setvar
 from easybuild.tools.filetools import copy_file, mkdir, remove_dir, remove_file, write_file
 from easybuild.tools.modules import get_software_root
 from easybuild.tools.run import run_shell_cmd
 
 from stackgen.common import layout
-from stackgen.site.easyblocks import install, payload
+from stackgen.site.easyblocks import install, payload, sources
 from stackgen.site.easyblocks.contract import BuildContract, BuildStatus, NotBuilt
 
 # Commands below are argv lists run with use_bash=False: EasyBuild 5.4's
@@ -81,8 +80,9 @@ class StackgenBundle(PythonBundle):
             'jupyterhub_env_timeout': (30, "Seconds ~/.jupyterhub.env may run in the launcher"),
             'jupyter_env': ('', "Folder for a pip-less venv of the base Python, first on PATH: "
                                 "Jupyter's sys-prefix level, with the stack's server config"),
-            'lab_source_extensions': ([], "Source-only lab extensions built into the app dir: "
-                                          "(npm name, version, tarball, npm integrity)"),
+            'lab_source_extensions': ([], "Source-only lab extensions built as prebuilt ones "
+                                          "(dicts: name, version, tarball, integrity, yarn_lock "
+                                          "(file, sha256), tree [(name, version, integrity)])"),
         }.items()})
         return extra_vars
 
@@ -270,7 +270,7 @@ class StackgenBundle(PythonBundle):
         write_file(os.path.join(self.installdir, *layout.EASYCONFIG_DIGEST),
                    payload.easyconfig_digest(self.cfg.path) + '\n')
         if self.cfg['lab_source_extensions']:
-            self.build_source_extensions()     # first: it may replace the app dir whole
+            self.build_source_extensions()
         for relpath, data in sorted(self.cfg['site_json_files'].items()):
             with easybuild_errors():
                 path = payload.site_file_path(self.installdir, relpath)
@@ -339,62 +339,54 @@ class StackgenBundle(PythonBundle):
         write_file(path, text)
         os.chmod(path, mode)
 
-    def source_tarballs(self):
-        """The verified tarball of each source extension, from the sourcepath."""
-        from stackgen.common.download import digest_for
-        entries = self.cfg['lab_source_extensions']
-        paths = [self.obtain_file(filename, no_download=True) for _, _, filename, _ in entries]
-        for path, (name, version, filename, integrity) in zip(paths, entries):
-            if not path or digest_for(path, integrity) != integrity:
-                raise EasyBuildError("%s (%s@%s) is missing or differs from its integrity %s",
-                                     filename, name, version, integrity)
-        return paths
-
     def build_source_extensions(self):
-        """Each tarball installed into this install's app dir, then one `jupyter
-        lab build` with the contract's node (or PATH's); the same build kept in
-        the contract's lab_cache is copied instead, and a new one kept there."""
+        """Each source extension built as a prebuilt extension against this
+        JupyterLab's core into share/jupyter/labextensions, offline: jlpm
+        installs the locked tree (`--immutable`, its only registry one on
+        127.0.0.1 serving the verified tarballs), then the extension's own
+        builder runs. JupyterLab's app dir is its wheel's, never rebuilt."""
         from stackgen.common import labbuild
-        tarballs = self.source_tarballs()
-        app_dir = os.path.join(self.installdir, *layout.LAB_APP_DIR)
-        final = os.path.join(self.stack_place().install, *layout.LAB_APP_DIR)   # as users see it
-        scratch = os.path.join(self.builddir, 'stackgen-lab-build')
-        cache = self.contract.lab_cache or None
-        self.isolate_lab_build(scratch)       # seen by the fake module's footer...
-        fake = self.load_fake_module(purge=True)
-        try:
-            self.isolate_lab_build(scratch)   # ...and again: loading it restored EB's environment
-            if not shutil.which('node'):
-                raise EasyBuildError("node is needed to build source extensions and was not found")
-            key = cache and self.lab_build_key()
-            if key and labbuild.restore(cache, key, app_dir, named_as=final):
-                print_msg("JupyterLab app dir: the same build (%s) copied from %s" % (key, cache),
-                          log=self.log)
-                return
-            for argv in labbuild.commands(app_dir, tarballs):
-                run_shell_cmd(argv, use_bash=False)
-        finally:
-            self.clean_up_fake_module(fake)
-        labbuild.drop_leftovers(app_dir)
-        labbuild.name_as(app_dir, app_dir, final)
-        if key:
-            labbuild.store(cache, key, app_dir, named_as=final)
-            self.log.info("Kept the JupyterLab app dir build %s in %s", key, cache)
-
-    def lab_build_key(self):
-        from stackgen.common import labbuild
-        node = run_shell_cmd(['node', '--version'], use_bash=False, hidden=True).output.strip()
-        integrities = [integrity for *_, integrity in self.cfg['lab_source_extensions']]
+        roots = [self.installdir] + [get_software_root(dep['name']) for dep in self.cfg.dependencies()
+                                     if not dep['external_module']]
         with easybuild_errors():
-            return labbuild.build_key(labbuild.staging(self.installdir), node, integrities)
+            staging = sources.first_found(labbuild.staging, roots)
+            yarn_js = sources.first_found(labbuild.yarn_js, roots)
+        with open(os.path.join(staging, 'package.json')) as fh:
+            lab_version = json.load(fh)['version']
+        node_bin = self.contract.node_bin or os.path.dirname(shutil.which('node') or '')
+        node = os.path.join(node_bin, 'node')
+        if not node_bin or not os.access(node, os.X_OK):
+            raise EasyBuildError("node is needed to build source extensions and was not found")
+        target = os.path.join(self.installdir, *layout.JUPYTER_DATA, 'labextensions')
+        for entry in self.cfg['lab_source_extensions']:
+            self.build_source_extension(entry, staging, yarn_js, node, lab_version, target)
 
-    def isolate_lab_build(self, scratch):
-        """The lab build's environment (labbuild.environment), the builder's own
-        Jupyter folders kept out, yarn's cache the contract's."""
+    def build_source_extension(self, entry, staging, yarn_js, node, lab_version, target):
         from stackgen.common import labbuild
-        build_env = labbuild.environment(self.contract.node_bin or None, scratch,
-                                         os.environ.get('PATH', ''),
-                                         yarn_cache=self.contract.yarn_cache or None,
-                                         own_jupyter_dirs=True)
-        for var, value in sorted(build_env.items()):
-            setvar(var, value, verbose=False)
+        tarball = self.obtain_file(entry['tarball'], no_download=True)
+        yarn_lock = self.obtain_file(entry['yarn_lock'][0], no_download=True)
+        with easybuild_errors():
+            src = sources.source_build(entry, tarball, yarn_lock)
+        folder = os.path.join(self.builddir, 'stackgen-source', entry['tarball'][:-len('.tgz')])
+        env = dict(os.environ, **labbuild.node_environment(
+            os.path.dirname(node), os.path.dirname(folder), os.environ.get('PATH', ''),
+            yarn_cache=self.contract.yarn_cache or None))
+        with labbuild.LockedRegistry(src.registry) as registry:
+            with easybuild_errors():
+                package = labbuild.prepare(src.tarball, folder, lab_version, registry.url,
+                                           yarn_lock=src.yarn_lock)
+            print_msg("%s: installing its %d locked npm packages offline (jlpm install --immutable)"
+                      % (src.text, len(src.registry)), log=self.log)
+            run_shell_cmd(labbuild.install_argv(node, yarn_js, immutable=True), use_bash=False,
+                          work_dir=folder, env=env)
+        print_msg("%s: building it as a prebuilt extension against JupyterLab %s's core"
+                  % (src.text, lab_version), log=self.log)
+        run_shell_cmd(labbuild.build_argv(node, staging), use_bash=False, work_dir=folder, env=env)
+        with easybuild_errors():
+            done = labbuild.install_built(
+                folder, package, target, "Built by stackgen from stack.yaml's source_extensions: "
+                "remove it there and rebuild the stack")
+        labbuild.drop_build_leftovers(folder)
+        self.log.info("Installed source extension %s as %s (%d npm packages served, %d asked for)",
+                      src.text, done, len(src.registry), len(registry.asked))
+

@@ -1,0 +1,69 @@
+"""The source extensions of an easyconfig (`lab_source_extensions`), as
+StackgenBundle builds them, in pure parts testable without EasyBuild: each
+file the build uses found beside the extension's tarball in the sourcepath
+and verified against the lock's digest, and the registry paths yarn asks
+for mapped to those files (stackgen.common.labbuild.LockedRegistry)."""
+
+import os
+from dataclasses import dataclass
+
+from stackgen.common import labbuild
+from stackgen.common.download import digest_for
+from stackgen.site.npm import tarball_file
+
+
+@dataclass(frozen=True)
+class SourceBuild:
+    """One source extension's verified inputs."""
+
+    name: str
+    version: str
+    tarball: str
+    yarn_lock: str                  # its text
+    registry: dict                  # registry path -> verified tarball
+
+    @property
+    def text(self):
+        return f"{self.name}@{self.version}"
+
+
+def verified(path, digest, what):
+    """`path` when it exists and has `digest`; ValueError naming `what` otherwise."""
+    if not path or not os.path.isfile(path):
+        raise ValueError(f"{what}: {os.path.basename(str(path))} is not in the sourcepath "
+                         "(stackgen fetch puts it into the wheelhouse)")
+    got = digest_for(path, digest)
+    if got != digest:
+        raise ValueError(f"{what}: {path} has {got}, the lock names {digest}")
+    return path
+
+
+def source_build(entry, tarball_path, yarn_lock_path):
+    """The SourceBuild of one `lab_source_extensions` entry, given where its
+    tarball and yarn.lock were found; every npm package of its tree must be
+    beside the tarball (the wheelhouse), each verified."""
+    what = f"source extension {entry['name']}@{entry['version']}"
+    verified(tarball_path, entry['integrity'], what)
+    yarn_file, yarn_sha = entry['yarn_lock']
+    verified(yarn_lock_path, yarn_sha, what)
+    folder = os.path.dirname(tarball_path)
+    registry = {}
+    for name, version, integrity in entry['tree']:
+        path = os.path.join(folder, tarball_file(name, version))
+        registry[labbuild.registry_path(name, version)] = verified(path, integrity,
+                                                                   f"{what}: npm {name}@{version}")
+    with open(yarn_lock_path, encoding='utf-8') as fh:
+        text = fh.read()
+    return SourceBuild(entry['name'], entry['version'], tarball_path, text, registry)
+
+
+def first_found(find, roots):
+    """What `find(root)` gives for the first install root that has it
+    (ValueError otherwise): JupyterLab's staging folder, the stack's jlpm."""
+    errors = []
+    for root in filter(None, roots):
+        try:
+            return find(root)
+        except ValueError as err:
+            errors.append(str(err))
+    raise ValueError('; '.join(errors) or 'no install to look in')
