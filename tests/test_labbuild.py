@@ -79,3 +79,29 @@ def test_the_locked_registry_serves_the_locks_tarballs_and_nothing_else(tmp_path
             with pytest.raises(urllib.error.HTTPError):
                 urllib.request.urlopen(f"{registry.url}{path}")
     assert registry.url.startswith("http://127.0.0.1:")
+
+
+@pytest.mark.parametrize("filters", [True, False], ids=["tarfile-filters", "python-3.11.2"])
+def test_a_package_tarball_is_extracted_inside_its_folder_only(tmp_path, monkeypatch, filters):
+    """The module's Python may predate tarfile's filters (Debian 12's 3.11.2)."""
+    import io
+    import tarfile
+
+    from stackgen.common.labbuild import safe_extract
+    if not filters:
+        monkeypatch.delattr(tarfile, "data_filter", raising=False)
+
+    def tarball(name):
+        path = tmp_path / f"{len(list(tmp_path.iterdir()))}.tgz"
+        with tarfile.open(path, "w:gz") as tar:
+            info = tarfile.TarInfo(name)
+            info.size = 2
+            tar.addfile(info, io.BytesIO(b"{}"))
+        return path
+
+    with tarfile.open(tarball("package/package.json")) as tar:
+        safe_extract(tar, tmp_path / "out")
+    assert (tmp_path / "out" / "package" / "package.json").read_text() == "{}"
+    with tarfile.open(tarball("../escaped.json")) as tar, pytest.raises(Exception):
+        safe_extract(tar, tmp_path / "out2")
+    assert not (tmp_path / "escaped.json").exists()

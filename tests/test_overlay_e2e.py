@@ -91,7 +91,7 @@ def test_running_lab_lists_the_overlay_extension(built_stack, user):
 @pytest.mark.parametrize("extension, message", [
     ("jupyterlab-execute-time==2.3.1", "does not fit the central JupyterLab"),
     ("no-such-extension-stackgen-test", "no package no-such-extension-stackgen-test"),
-    ("jupyterlab-lsp==3.10.2", "central pins: jupyterlab==4.6.4"),
+    ("jupyterlab-lsp==3.10.2", "central pins: jupyterlab==4.6."),
     ("dask", "already part of the central stack"),
 ])
 def test_refused_and_the_overlay_is_unchanged(built_stack, user, extension, message):

@@ -61,13 +61,30 @@ def node_environment(node_bin: str | os.PathLike | None, workdir: Path, path: st
     }
 
 
+def safe_extract(tar: tarfile.TarFile, folder: Path) -> None:
+    """Extract only regular files and folders that stay inside `folder`. The
+    module's Python may be a 3.11 before tarfile's extraction filters (3.11.4):
+    Debian 12's is 3.11.2."""
+    if hasattr(tarfile, "data_filter"):
+        tar.extractall(folder, filter="data")
+        return
+    root = Path(folder).resolve()
+    members = []
+    for member in tar.getmembers():
+        inside = (root / member.name).resolve()
+        if not (member.isfile() or member.isdir()) or not inside.is_relative_to(root):
+            raise ValueError(f"{tar.name}: {member.name} is not a plain file inside the package")
+        members.append(member)
+    tar.extractall(folder, members=members)
+
+
 def unpack(tarball: str | os.PathLike, target: Path) -> dict:
     """The npm tarball's package/ folder as `target`; its package.json."""
     target = Path(target)
     scratch = target.with_name(f".{target.name}.unpack")
     shutil.rmtree(scratch, ignore_errors=True)
     with tarfile.open(tarball) as tar:
-        tar.extractall(scratch, filter="data")
+        safe_extract(tar, scratch)
     inner = [p for p in scratch.iterdir() if (p / "package.json").is_file()]
     if len(inner) != 1:
         raise ValueError(f"{tarball} is not an npm package tarball (no package/package.json)")
