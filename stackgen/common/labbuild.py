@@ -102,6 +102,8 @@ def build_manifest(package: dict, lab_version: str) -> dict:
         or (package.get("dependencies") or {}).get(BUILDER) \
         or f"^{lab_version.split('.')[0]}.0.0"
     kept["devDependencies"] = {BUILDER: builder}
+    if "jupyterlab" in kept:          # the builder has no default: say where it writes
+        kept["jupyterlab"] = {**kept["jupyterlab"], "outputDir": output_dir(package)}
     return kept
 
 
