@@ -32,6 +32,10 @@ from stackgen.session.readiness import missing_message
 NAME = "dask"
 
 
+def marker(session: Session) -> str:
+    return f"{session.root}#{NAME}"
+
+
 def free_port(address: str) -> int:
     with socket.socket() as s:
         s.bind((address, 0))
@@ -69,6 +73,7 @@ def start(session: Session, alloc: Allocation, request: DaskRequest, options: Op
                                   "scheduler_file": str(sfile)})
     state.write(session.state_file(NAME), context)
     env = {k: v for k, v in os.environ.items() if k != "DASK_SCHEDULER_ADDRESS"}
+    env[procs.MARKER] = marker(session)
     started = time.monotonic()
     scheduler, _ = procs.spawn("dask scheduler", scheduler_argv(
         sys.executable, sfile, alloc.address, port, dashboard_port, options.interface),
@@ -151,6 +156,7 @@ def stop(session: Session, context: state.Context, options: Options) -> state.Co
         except Exception:   # it is ended below either way
             pass
     left = procs.end(context.procs, options.stop_timeout)
+    left += procs.end_marked(marker(session), options.stop_timeout)
     if context.job_id and context.step_name:
         procs.cancel_steps(context.job_id, context.step_name, dict(os.environ))
     sfile.unlink(missing_ok=True)

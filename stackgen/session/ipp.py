@@ -60,7 +60,12 @@ def start(session: Session, alloc: Allocation, request: IppRequest, options: Opt
                             per_node=per_node, step_name=IPP_STEP if alloc.slurm else "",
                             info={"mpi": request.mpi})
     state.write(session.state_file(NAME), context)
+    os.environ[procs_mod.MARKER] = marker(session)   # the launchers pass os.environ on
     return asyncio.run(_start(session, alloc, request, options, context))
+
+
+def marker(session: Session) -> str:
+    return f"{session.root}#{NAME}"
 
 
 def _config(session: Session, alloc: Allocation, request: IppRequest, options: Options, per_task: int):
@@ -195,8 +200,9 @@ async def _stop_from_file(path: Path, logfile: Path) -> None:
         handler.close()
 
 
-def _stopped_leftovers(session, context, options) -> list[procs_mod.Proc]:
+def _stopped_leftovers(session, context, options) -> list:
     left = procs_mod.end(context.procs, options.stop_timeout)
+    left += procs_mod.end_marked(marker(session), options.stop_timeout)
     if context.job_id and context.step_name:
         procs_mod.cancel_steps(context.job_id, context.step_name, dict(os.environ))
     for stale in (session.profile_dir / "security").glob("ipcontroller-*.json"):

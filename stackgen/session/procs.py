@@ -126,3 +126,36 @@ def cancel_steps(job_id: str, name: str, env: Mapping[str, str]) -> list[str]:
     if steps:
         run(["scancel", *steps], env=env, check=False, describe="cancelling job steps")
     return steps
+
+
+# Every process a context starts carries this variable (inherited, also
+# through srun), so what its processes start in sessions of their own
+# (ipyparallel's engine nannies) can be found on this node too.
+MARKER = "STACKGEN_CONTEXT"
+
+
+def marked(value: str) -> list[int]:
+    """This user's processes on this node whose environment has MARKER=value."""
+    needle = f"{MARKER}={value}".encode() + b"\0"
+    found = []
+    for entry in Path("/proc").iterdir():
+        if not entry.name.isdigit() or int(entry.name) == os.getpid():
+            continue
+        try:
+            if entry.stat().st_uid != os.getuid():
+                continue
+            if needle in (entry / "environ").read_bytes() + b"\0":
+                found.append(int(entry.name))
+        except OSError:
+            continue
+    return found
+
+
+def end_marked(value: str, timeout: float = 10.0) -> list[int]:
+    """Let the marked processes finish their exit until the deadline, then end them."""
+    deadline = time.monotonic() + timeout
+    while marked(value) and time.monotonic() < deadline:
+        _reap()
+        time.sleep(0.05)
+    left = [Proc("marked", pid, start_ticks(pid) or 0, "") for pid in marked(value)]
+    return [p.pid for p in end(left, timeout)]
