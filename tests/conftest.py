@@ -89,3 +89,22 @@ def built_stack(tmp_path_factory) -> BuiltStack:
     home.mkdir()
     yield BuiltStack(root, spec, prefix, home, json.loads(result.stdout))
     shutil.rmtree(root, ignore_errors=True)
+
+
+@pytest.fixture(scope="session")
+def slurm_cluster():
+    """Two Slurm nodes on this host (tests/slurmcluster.py), for the session;
+    torn down afterwards, failing loudly if anything it made remains."""
+    from slurmcluster import SlurmCluster, missing_packages
+
+    if os.geteuid() != 0:
+        pytest.skip("the Slurm test cluster makes network namespaces: root only")
+    missing = missing_packages()
+    if missing:
+        pytest.fail(f"the Slurm test cluster needs Debian packages {' '.join(missing)}: "
+                    "run ./bootstrap env (as root)")
+    cluster = SlurmCluster().start()
+    yield cluster
+    cluster.stop()
+    left = cluster.leftovers()
+    assert not left, f"the Slurm test cluster left: {', '.join(left)}"
