@@ -28,6 +28,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 import jinja2
+
 import slurmhost as host
 from slurmhost import SlurmClusterError
 

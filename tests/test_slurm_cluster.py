@@ -11,6 +11,7 @@ import time
 from pathlib import Path
 
 import pytest
+
 from e2e import ensure_user
 from slurmcluster import SlurmCluster
 
