@@ -13,7 +13,8 @@ contexts with no arguments:
   `ipython_kernel_config.py`, runs the user's startup files and keeps the
   user's history (templates/session_ipython_config.py.j2), so a kernel still
   behaves as the user set it up.
-- distributed's Client reads the dask config key `scheduler-address`. DASK_CONFIG
+- distributed's Client reads the dask config key `scheduler-address` (and
+  nothing like a scheduler file). DASK_CONFIG
   names a config folder read after ~/.config/dask and the site's, so the
   session's folder holds one file with the address while a scheduler is (or
   is about to be) up, and nothing otherwise: Client() without a session
@@ -27,6 +28,7 @@ file there).
 
 from __future__ import annotations
 
+import json
 import os
 import socket
 from dataclasses import dataclass
@@ -39,6 +41,7 @@ SESSION_DIR = "STACKGEN_SESSION_DIR"
 USER_IPYTHONDIR = "STACKGEN_USER_IPYTHONDIR"
 STATE_PARTS = ("stackgen", "sessions")
 DASK_ADDRESS_FILE = "stackgen-session.yaml"
+DASHBOARD_LINK_FILE = "stackgen-dashboard.yaml"
 
 
 def state_home(env: dict[str, str]) -> Path:
@@ -111,6 +114,14 @@ class Session:
             path = self.profile_dir / name
             if not path.exists() or path.read_text() != text:
                 path.write_text(text)
+        # the dashboard as users reach it: through jupyter-server-proxy of this
+        # session's server (under JupyterHub its prefix; a plain lab serves at /)
+        prefix = env.get("JUPYTERHUB_SERVICE_PREFIX") or "/"
+        link = self.dask_config_dir / DASHBOARD_LINK_FILE
+        text = "# written by stackgen for this session\n" + json.dumps(
+            {"distributed": {"dashboard": {"link": prefix.rstrip("/") + "/proxy/{port}/status"}}}) + "\n"
+        if not link.exists() or link.read_text() != text:
+            link.write_text(text)
         startup = self.profile_dir / "startup"
         if not startup.exists() and not startup.is_symlink() and (user / "startup").is_dir():
             startup.symlink_to(user / "startup")
