@@ -45,7 +45,7 @@ def launcher(built) -> str:
 
 def submit(cluster, user, body: str, nodes: int = 2) -> tuple[str, Path]:
     out = cluster.scratch / f"job-{secrets.token_hex(4)}.out"
-    script = (f"#!/bin/bash\n#SBATCH -N{nodes} --ntasks-per-node=2 -o {out}\n"
+    script = (f"#!/bin/bash -l\n#SBATCH -N{nodes} --ntasks-per-node=2 -o {out}\n"
               "export OMPI_MCA_btl_tcp_if_include=eth0\n" + body)
     job = cluster.run(["sbatch", "--parsable"], user=user.pw_name, input=script).stdout.strip()
     return job, out

@@ -49,7 +49,7 @@ def test_a_bad_choice_is_named_and_the_other_context_still_starts(env, problem):
 
 def test_srun_spans_the_allocation_beside_the_server_with_a_log_per_node_and_task():
     argv = plan.srun_prefix(TWO, 2, plan.IPP_STEP, Path("/s/logs"), "ipengine", mpi="pmix")
-    assert argv == ["srun", "--overlap", "--mpi=pmix", "--nodes=2", "--ntasks-per-node=2",
+    assert argv == ["srun", "--overlap", "--mpi=pmix", "--nodes=2", "--ntasks=4", "--ntasks-per-node=2",
                     "--job-name=stackgen-ipengines", "--kill-on-bad-exit=0",
                     "--output=/s/logs/ipengine-%N-%t.log"]
 

@@ -37,6 +37,8 @@ class Options:
     partition: str = ""
     account: str = ""
     time_limit: str = ""
+    cores: int = 0
+    memory: str = ""
 
 
 def positive(value: int | None, what: str) -> None:
@@ -62,9 +64,12 @@ def dask_threads(alloc: Allocation, request: DaskRequest) -> int:
 def srun_prefix(alloc: Allocation, per_task: int, step: str, logs: Path, kind: str,
                 mpi: str = "none") -> list[str]:
     """`srun` for one task set across the whole allocation, as a step beside
-    the server's (--overlap), its output one file per node and task."""
+    the server's (--overlap), its output one file per node and task. Every
+    count is explicit: inside the server's own step, srun would otherwise take
+    that step's SLURM_NTASKS (one task) from the environment."""
     return ["srun", "--overlap", f"--mpi={mpi}", f"--nodes={len(alloc.nodes)}",
-            f"--ntasks-per-node={per_task}", f"--job-name={step}", "--kill-on-bad-exit=0",
+            f"--ntasks={len(alloc.nodes) * per_task}", f"--ntasks-per-node={per_task}",
+            f"--job-name={step}", "--kill-on-bad-exit=0",
             f"--output={logs / f'{kind}-%N-%t.log'}"]
 
 
