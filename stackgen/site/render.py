@@ -194,6 +194,8 @@ def site_files(stack: Stack, lab: bool, dask: bool) -> dict:
             files[layout.rel((*layout.LAB_SETTINGS, "overrides.json"))] = lab_settings.overrides
         if lab_settings.page_config:
             files[layout.rel((*layout.LAB_SETTINGS, "page_config.json"))] = lab_settings.page_config
+        # read by the session side (stackgen parallel) through STACKGEN_PARALLEL_DEFAULTS
+        files[layout.rel(layout.PARALLEL_DEFAULTS)] = stack.parallel.to_dict()
     if dask:
         files[layout.rel((*layout.DASK_CONFIG, "stackgen-site.json"))] = stack.settings.dask
     return files

@@ -20,7 +20,7 @@ SCHEMA_FILE = "stack.schema.json"
 # Keywords the checker understands; annotations are accepted and ignored.
 SUPPORTED = {"type", "properties", "required", "additionalProperties", "items",
              "enum", "pattern", "minLength", "minItems", "minProperties",
-             "propertyNames", "$ref", "uniqueItems"}
+             "propertyNames", "$ref", "uniqueItems", "minimum"}
 ANNOTATIONS = {"$schema", "$id", "$defs", "title", "description", "default",
                "examples", "markdownDescription", "$comment"}
 
@@ -96,6 +96,9 @@ def _check(value: Any, node: dict, path: tuple, source: Source) -> None:
     if "enum" in node and value not in node["enum"]:
         choices = ", ".join(json.dumps(c) for c in node["enum"])
         raise source.error(path, f"{json.dumps(value)} is not one of {choices}")
+    if ("minimum" in node and isinstance(value, (int, float)) and not isinstance(value, bool)
+            and value < node["minimum"]):
+        raise source.error(path, f"must be at least {node['minimum']}, not {value}", _example_hint(node))
     if isinstance(value, str):
         if len(value) < node.get("minLength", 0):
             raise source.error(path, "must not be empty", _example_hint(node))
