@@ -37,6 +37,11 @@ def test_the_launcher_starts_both_contexts_and_clients_need_no_arguments(built_s
     try:
         server.wait()
         out = run_cell(built_stack, server, client_cell(("ipyparallel", "dask")))
+        # the dask sidebar's default URL, and the dashboard proxied there by this server
+        _, settings = server.get("/lab/api/settings/dask-labextension:plugin")
+        assert json.loads(settings)["schema"]["properties"]["defaultURL"]["default"] == "stackgen-dask/"
+        status, plots = server.get("/stackgen-dask/individual-plots.json")
+        assert status == 200 and "Individual Task Stream" in json.loads(plots)
     finally:
         server.stop()
     assert out["states"] == {"ipyparallel": "ready", "dask": "ready"}, out

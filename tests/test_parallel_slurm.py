@@ -69,7 +69,7 @@ def test_a_two_node_job_runs_both_contexts_from_the_launcher(built_stack, cluste
     assert final == "COMPLETED", text[-5000:]
     result = last_json(text)
     assert result["states"] == {"ipyparallel": "ready", "dask": "ready"}, result
-    assert result["session"].endswith(f"/slurm-{job}")
+    assert result["session"] == session_of(cluster, user, job)
     assert result["ids"] == [0, 1, 2, 3]
     assert result["engines"] == ["n1", "n1", "n2", "n2"]
     assert result["mpi"] == [[0, 10], [1, 10], [2, 10], [3, 10]]
@@ -86,8 +86,8 @@ def start_in_job(built, cluster, user, args: str, then: str = "") -> tuple[str, 
         "stackgen parallel status\nstackgen parallel stop\n"))
 
 
-def session_of(user, job: str) -> str:
-    return f"{user.pw_dir}/.local/state/stackgen/sessions/slurm-{job}"
+def session_of(cluster, user, job: str) -> str:
+    return f"{user.pw_dir}/.local/state/stackgen/sessions/slurm-sg{cluster.suffix}-{job}"
 
 
 def test_more_engines_than_the_allocation_fails_naming_what_did_not_start(built_stack, cluster, user):
@@ -97,7 +97,8 @@ def test_more_engines_than_the_allocation_fails_naming_what_did_not_start(built_
     assert "start-exit=1" in text, text[-3000:]
     assert re.search(r"n1: 0 of 3 engines \(log: \S+/ipengine-n1-\*\.log", text), text[-3000:]
     assert "n2: 0 of 3 engines" in text
-    assert wait_no_context_processes(session_of(user, job)) == []
+    assert "ipyparallel: failed" in text     # `status` after the failure still tells why
+    assert wait_no_context_processes(session_of(cluster, user, job)) == []
 
 
 def test_a_controller_on_localhost_leaves_the_second_nodes_engines_out(built_stack, cluster, user):
@@ -107,7 +108,7 @@ def test_a_controller_on_localhost_leaves_the_second_nodes_engines_out(built_sta
     text = out.read_text()
     assert "start-exit=1" in text, text[-3000:]
     assert "n2: 0 of 1 engines" in text and "n1: " not in text.split("n2: 0 of 1")[0].split("error:")[-1]
-    assert wait_no_context_processes(session_of(user, job)) == []
+    assert wait_no_context_processes(session_of(cluster, user, job)) == []
 
 
 def job_state(cluster, job: str) -> str:
@@ -128,7 +129,7 @@ def test_scancel_of_the_job_leaves_no_process_on_either_node(built_stack, cluste
             out.read_text() if out.exists() else "no output"
         assert time.monotonic() < deadline, out.read_text() if out.exists() else "no output"
         time.sleep(0.2)
-    session = session_of(user, job)
+    session = session_of(cluster, user, job)
     running = context_processes(session)
     assert len(running) >= 4, running   # controller, engines' srun, scheduler, workers' srun, tasks
     cluster.run(["scancel", job])

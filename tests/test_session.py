@@ -102,6 +102,7 @@ def test_one_folder_per_job_and_the_client_environment(tmp_path):
     session = Session.of(env)
     assert session.root == tmp_path / ".local" / "state" / "stackgen" / "sessions" / "slurm-42"
     assert Session.of({**env, "SLURM_JOB_ID": "43"}).root != session.root
+    assert Session.of({**env, "SLURM_CLUSTER_NAME": "alps"}).root.name == "slurm-alps-42"
     assert session_key({}, 7).startswith("local-") and session_key({}, 7).endswith("-7")
     assert Session.of({"STACKGEN_SESSION_DIR": "/x"}).root == Path("/x")
     client = session.client_env()
@@ -151,3 +152,28 @@ def test_end_stops_a_process_group_and_never_a_recycled_pid(tmp_path):
     popen.wait(timeout=5)
     left = subprocess.run(["pgrep", "-g", str(proc.pid)], capture_output=True, text=True).stdout
     assert left == ""
+
+
+def test_the_dashboard_port_is_chosen_once_per_session_and_proxied_there(tmp_path):
+    from stackgen.session import daskctx
+    session = Session(tmp_path / "s")
+    port = daskctx.session_dashboard_port(session)
+    assert daskctx.session_dashboard_port(session) == port
+    entry = daskctx.proxy_config(port)["ServerProxy"]["servers"][daskctx.DASHBOARD_PATH]
+    assert entry == {"port": port, "absolute_url": False, "launcher_entry": {"enabled": False}}
+
+
+def test_dask_labextension_looks_where_the_session_proxies_the_dashboard(tmp_path):
+    import yaml
+
+    from stackgen.site import render
+    from stackgen.site.spec import load_stack
+
+    from conftest import REPO, write_stack
+    data = yaml.safe_load((REPO / "stack.yaml").read_text())
+    data["base"]["modulepath"] = [str(REPO / p) for p in data["base"]["modulepath"]]
+    stack = load_stack(write_stack(tmp_path, data))
+    assert render.lab_overrides(stack)["dask-labextension:plugin"] == {"defaultURL": "stackgen-dask/"}
+    data["settings"]["lab"]["overrides"]["dask-labextension:plugin"] = {"defaultURL": "http://x/"}
+    stack = load_stack(write_stack(tmp_path / "own", data))
+    assert render.lab_overrides(stack)["dask-labextension:plugin"] == {"defaultURL": "http://x/"}

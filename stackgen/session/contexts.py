@@ -23,8 +23,8 @@ def stop_all(session: Session, names=None) -> list[state.Context]:
     for context in contexts(session):
         if names and context.name not in names:
             continue
-        if context.state == "stopped" and not context.running():
-            continue
+        if context.state in ("stopped", "failed") and not context.running():
+            continue    # a failed start cleaned up after itself; its reason stays to be read
         done = KINDS[context.name].stop(session, context, options)
         state.write(session.state_file(context.name), done)
         stopped.append(done)

@@ -42,6 +42,28 @@ def free_port(address: str) -> int:
         return s.getsockname()[1]
 
 
+# Where the session's server proxies the dashboard (jupyter-server-proxy), and
+# so dask-labextension's defaultURL, relative to the server's base URL.
+DASHBOARD_PATH = "stackgen-dask"
+
+
+def session_dashboard_port(session: Session) -> int:
+    """The session's dashboard port: the one chosen before, else a free one, kept."""
+    try:
+        return int(session.dashboard_port_file.read_text())
+    except (FileNotFoundError, ValueError):
+        port = free_port("127.0.0.1")
+        write_atomic(session.dashboard_port_file, f"{port}\n", mode=0o600)
+        return port
+
+
+def proxy_config(port: int) -> dict:
+    """jupyter-server-proxy's entry for the dashboard: no command (dask starts
+    it), the session's port, its prefix stripped (the dashboard serves at /)."""
+    return {"ServerProxy": {"servers": {DASHBOARD_PATH: {
+        "port": port, "absolute_url": False, "launcher_entry": {"enabled": False}}}}}
+
+
 def scheduler_file(session: Session):
     return session.root / "dask-scheduler.json"
 
@@ -61,7 +83,7 @@ def start(session: Session, alloc: Allocation, request: DaskRequest, options: Op
           port: int = 0, dashboard_port: int = 0) -> state.Context:
     threads = dask_threads(alloc, request)
     port = port or free_port(alloc.address)
-    dashboard_port = dashboard_port or free_port("127.0.0.1")
+    dashboard_port = dashboard_port or session_dashboard_port(session)
     sfile = scheduler_file(session)
     sfile.unlink(missing_ok=True)
     address = f"tcp://{alloc.address}:{port}"

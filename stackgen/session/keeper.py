@@ -15,6 +15,7 @@ its kill at the end of the job) still finds them.
 from __future__ import annotations
 
 import ctypes
+import json
 import os
 import signal
 import subprocess
@@ -71,9 +72,9 @@ def _autostart(session: Session, env: dict[str, str]) -> list[subprocess.Popen]:
             from stackgen.session.allocation import detect
             options = options_from(env)
             alloc = detect(env, interface=options.interface)
-            port, dashboard = daskctx.free_port(alloc.address), daskctx.free_port("127.0.0.1")
+            port = daskctx.free_port(alloc.address)
             daskctx.publish(session, f"tcp://{alloc.address}:{port}")
-            args += ["--port", str(port), "--dashboard-port", str(dashboard), "--address", alloc.address]
+            args += ["--port", str(port), "--address", alloc.address]
         argv = [sys.executable, "-m", "stackgen.user.cli", "parallel", "start", *args]
         say(f"starting {choice.name} in the background; `stackgen parallel status`, log {log}")
         with open(log, "ab") as out:
@@ -84,9 +85,24 @@ def _autostart(session: Session, env: dict[str, str]) -> list[subprocess.Popen]:
     return started
 
 
+def _dashboard_proxy(session: Session, env: dict[str, str]) -> None:
+    """The server proxies the session's dask dashboard at stackgen-dask/ (what
+    dask-labextension's defaultURL names), from a config folder of the session's,
+    last in JUPYTER_CONFIG_PATH: the user's and the site's own config still win."""
+    from stackgen.common.fsutil import write_atomic
+    from stackgen.session import daskctx
+    config = daskctx.proxy_config(daskctx.session_dashboard_port(session))
+    write_atomic(session.jupyter_config_dir / "jupyter_server_config.json",
+                 json.dumps(config, indent=1, sort_keys=True) + "\n", mode=0o600)
+    paths = [p for p in env.get("JUPYTER_CONFIG_PATH", "").split(os.pathsep) if p]
+    if str(session.jupyter_config_dir) not in paths:
+        env["JUPYTER_CONFIG_PATH"] = os.pathsep.join([*paths, str(session.jupyter_config_dir)])
+
+
 def keep(command: list[str]) -> int:
     session, env = session_env(dict(os.environ))
     session.prepare(env)
+    _dashboard_proxy(session, env)
     os.environ.update(env)
     _subreaper()
     starters = _autostart(session, env)

@@ -50,11 +50,12 @@ def state_home(env: dict[str, str]) -> Path:
 
 
 def session_key(env: dict[str, str], pid: int | None = None) -> str:
-    """slurm-JOBID inside a job; local-HOST outside one (local-HOST-PID for a
-    single-user server's own session)."""
+    """slurm-CLUSTER-JOBID inside a job (job ids are unique per cluster only);
+    local-HOST outside one (local-HOST-PID for a single-user server's own session)."""
     job = env.get("SLURM_JOB_ID")
     if job:
-        return f"slurm-{job}"
+        cluster = env.get("SLURM_CLUSTER_NAME")
+        return f"slurm-{cluster}-{job}" if cluster else f"slurm-{job}"
     host = socket.gethostname().split(".")[0]
     return f"local-{host}" + (f"-{pid}" if pid else "")
 
@@ -90,6 +91,16 @@ class Session:
     @property
     def logs(self) -> Path:
         return self.root / "logs"
+
+    @property
+    def dashboard_port_file(self) -> Path:
+        """The dask dashboard's port, chosen once per session: the server's
+        proxy entry (stackgen-dask/) points there before any scheduler runs."""
+        return self.root / "dask-dashboard-port"
+
+    @property
+    def jupyter_config_dir(self) -> Path:
+        return self.root / "jupyter-config"
 
     def state_file(self, name: str) -> Path:
         return self.root / f"{name}.json"

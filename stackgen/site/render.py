@@ -11,6 +11,7 @@ from dataclasses import dataclass
 from stackgen import __version__
 from stackgen.common import layout
 from stackgen.common.templating import environment
+from stackgen.session.daskctx import DASHBOARD_PATH
 from stackgen.site.lockfile import Lock, LockedPackage
 from stackgen.site.spec import Stack
 
@@ -182,6 +183,22 @@ def _bundle_modules(plans: list[ModulePlan], top: ModulePlan) -> list[dict]:
     return [{"name": mp.name, "version": mp.version} for mp in plans if mp.name in wanted]
 
 
+# dask-labextension finds the session's scheduler dashboard where the session's
+# server proxies it (stackgen.session.daskctx.DASHBOARD_PATH), relative to the
+# server's base URL, which the extension resolves per user.
+DASK_LAB_PLUGIN = "dask-labextension:plugin"
+DASK_DEFAULT_URL = DASHBOARD_PATH + "/"
+
+
+def lab_overrides(stack: Stack) -> dict:
+    """The site's overrides.json, with dask-labextension's defaultURL when the
+    stack has the extension (a site's own value for it wins)."""
+    overrides = {k: dict(v) for k, v in stack.settings.lab.overrides.items()}
+    if any(p.name == "dask-labextension" for p in stack.pins):
+        overrides.setdefault(DASK_LAB_PLUGIN, {}).setdefault("defaultURL", DASK_DEFAULT_URL)
+    return overrides
+
+
 def site_files(stack: Stack, lab: bool, dask: bool) -> dict:
     files = {}
     if lab:
@@ -190,8 +207,9 @@ def site_files(stack: Stack, lab: bool, dask: bool) -> dict:
         # server's config.d folder (a LabApp key there is ignored)
         files[layout.rel((*layout.JUPYTER_CONFIG, "jupyter_lab_config.json"))] = {
             "LabApp": {"extension_manager": lab_settings.extension_manager}}
-        if lab_settings.overrides:
-            files[layout.rel((*layout.LAB_SETTINGS, "overrides.json"))] = lab_settings.overrides
+        overrides = lab_overrides(stack)
+        if overrides:
+            files[layout.rel((*layout.LAB_SETTINGS, "overrides.json"))] = overrides
         if lab_settings.page_config:
             files[layout.rel((*layout.LAB_SETTINGS, "page_config.json"))] = lab_settings.page_config
         # read by the session side (stackgen parallel) through STACKGEN_PARALLEL_DEFAULTS
