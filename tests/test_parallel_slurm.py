@@ -43,9 +43,9 @@ def launcher(built) -> str:
     return str(built.prefix / "software" / "jupyterlab" / "2026.11" / "bin" / "stackgen-singleuser")
 
 
-def submit(cluster, user, body: str, nodes: int = 2) -> tuple[str, Path]:
+def submit(cluster, user, body: str, nodes: int = 2, per_node: int = 2) -> tuple[str, Path]:
     out = cluster.scratch / f"job-{secrets.token_hex(4)}.out"
-    script = (f"#!/bin/bash -l\n#SBATCH -N{nodes} --ntasks-per-node=2 -o {out}\n"
+    script = (f"#!/bin/bash -l\n#SBATCH -N{nodes} --ntasks-per-node={per_node} -o {out}\n"
               "export OMPI_MCA_btl_tcp_if_include=eth0\n" + body)
     job = cluster.run(["sbatch", "--parsable"], user=user.pw_name, input=script).stdout.strip()
     return job, out
@@ -135,3 +135,34 @@ def test_scancel_of_the_job_leaves_no_process_on_either_node(built_stack, cluste
     cluster.run(["scancel", job])
     assert cluster.wait_for_job(job, timeout=120) == "CANCELLED"
     assert wait_no_context_processes(session) == []
+
+
+# A notebook's production run: engines as a separate batch job with the
+# site's defaults (the session's profile), compute, stop.
+BATCH_ENGINES = r"""
+import json, os
+import ipyparallel as ipp
+cluster = ipp.Cluster(engines="slurm", n=2)
+rc = cluster.start_and_connect_sync()
+nodes = sorted(rc[:].apply_sync(lambda: __import__("os").environ["SLURMD_NODENAME"]))
+jobs = sorted({j for j in rc[:].apply_sync(lambda: __import__("os").environ["SLURM_JOB_ID"])})
+total = sum(rc[:].apply_sync(lambda: 21))
+rc.close()
+cluster.stop_cluster_sync()
+print(json.dumps({"own": os.environ["SLURM_JOB_ID"], "jobs": jobs, "nodes": nodes, "total": total}))
+"""
+
+
+def test_engines_in_a_separate_batch_job_with_the_site_defaults(built_stack, cluster, user):
+    server = in_job_python(cluster, BATCH_ENGINES)
+    job, out = submit(cluster, user, f"srun --overlap -N1 -n1 {launcher(built_stack)} -- python3 {server}\n",
+                      nodes=1, per_node=1)
+    final = cluster.wait_for_job(job, timeout=600)
+    text = out.read_text()
+    assert final == "COMPLETED", text[-5000:]
+    result = last_json(text)
+    assert result["own"] == job and result["total"] == 42
+    (engines,) = result["jobs"]
+    assert engines != job
+    assert cluster.wait_for_job(engines, timeout=60) in ("CANCELLED", "COMPLETED")
+    assert cluster.run(["squeue", "-h", "-j", engines], check=False).stdout.strip() == ""

@@ -177,3 +177,46 @@ def test_dask_labextension_looks_where_the_session_proxies_the_dashboard(tmp_pat
     data["settings"]["lab"]["overrides"]["dask-labextension:plugin"] = {"defaultURL": "http://x/"}
     stack = load_stack(write_stack(tmp_path / "own", data))
     assert render.lab_overrides(stack)["dask-labextension:plugin"] == {"defaultURL": "http://x/"}
+
+
+def test_production_jobs_get_the_sites_defaults(tmp_path):
+    from stackgen.session import production
+
+    class Config(dict):   # traitlets' Config, as far as a config file uses it
+        def __getattr__(self, name):
+            return self.setdefault(name, Config())
+
+        def __setattr__(self, name, value):
+            self[name] = value
+
+    session = Session(tmp_path / "s")
+    options = plan.Options(partition="batch", account="proj1", time_limit="01:00:00")
+    text = production.ipcluster_config(session, TWO, options, {"HOME": str(tmp_path)})
+    config, loaded = Config(), []
+    exec(compile(text, "ipcluster_config.py", "exec"),
+         {"get_config": lambda: config, "load_subconfig": lambda *a, **k: loaded.append((a, k))})
+    assert loaded == [(("ipcluster_config.py",), {"path": str(tmp_path / ".ipython" / "profile_default")})]
+    assert config.Cluster.controller_ip == "10.1.0.2"
+    engines = config.SlurmEngineSetLauncher
+    assert (engines.queue, engines.account, engines.timelimit) == ("batch", "proj1", "01:00:00")
+    assert engines.batch_file_name.startswith(str(session.root))
+    bare = production.ipcluster_config(session, TWO, plan.Options(), {"HOME": str(tmp_path)})
+    assert "queue" not in bare and "account" not in bare
+    assert production.jobqueue_config(TWO) == {"jobqueue": {"slurm": {"scheduler-options": {"host": "10.1.0.2"}}}}
+
+
+def test_the_sites_slurm_defaults_become_jobqueue_config(tmp_path):
+    import yaml
+
+    from stackgen.site import render
+    from stackgen.site.spec import load_stack
+
+    from conftest import REPO, write_stack
+    data = yaml.safe_load((REPO / "stack.yaml").read_text())
+    data["base"]["modulepath"] = [str(REPO / p) for p in data["base"]["modulepath"]]
+    data["parallel"] = {"partition": "batch", "time_limit": "01:00:00", "cores": 4, "memory": "8GB"}
+    data["settings"]["dask"]["jobqueue"] = {"slurm": {"memory": "16GB"}}
+    config = render.dask_config(load_stack(write_stack(tmp_path, data)))
+    assert config["jobqueue"]["slurm"] == {"queue": "batch", "walltime": "01:00:00", "cores": 4,
+                                           "memory": "16GB"}
+    assert config["distributed"] == data["settings"]["dask"]["distributed"]

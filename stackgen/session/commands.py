@@ -10,7 +10,7 @@ import signal
 
 from stackgen.common.errors import InputError
 from stackgen.common.ui import emit_json, progress
-from stackgen.session import daskctx, ipp, state
+from stackgen.session import daskctx, ipp, production, state
 from stackgen.session.allocation import detect
 from stackgen.session.contexts import contexts, stop_all
 from stackgen.session.place import Session
@@ -104,6 +104,8 @@ def env(args: argparse.Namespace) -> int:
     """Shell lines that point a shell (and Python in it) at this session."""
     session = Session.of()
     session.prepare()
+    options = options_from(dict(os.environ))
+    production.write(session, detect(interface=options.interface), options, dict(os.environ))
     for key, value in sorted(session.client_env().items()):
         print(f"export {key}={shlex.quote(value)}")
     return 0

@@ -99,10 +99,21 @@ def _dashboard_proxy(session: Session, env: dict[str, str]) -> None:
         env["JUPYTER_CONFIG_PATH"] = os.pathsep.join([*paths, str(session.jupyter_config_dir)])
 
 
+def _production_defaults(session: Session, env: dict[str, str]) -> None:
+    from stackgen.session import production
+    from stackgen.session.allocation import detect
+    options = options_from(env)
+    try:
+        production.write(session, detect(env, interface=options.interface), options, env)
+    except Exception as exc:  # the server starts regardless; production jobs lack the defaults
+        say(f"no defaults for production jobs: {exc}")
+
+
 def keep(command: list[str]) -> int:
     session, env = session_env(dict(os.environ))
     session.prepare(env)
     _dashboard_proxy(session, env)
+    _production_defaults(session, env)
     os.environ.update(env)
     _subreaper()
     starters = _autostart(session, env)

@@ -6,6 +6,7 @@ import name; the text itself is in templates/.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from stackgen import __version__
@@ -199,6 +200,25 @@ def lab_overrides(stack: Stack) -> dict:
     return overrides
 
 
+# stack.yaml's parallel section as dask-jobqueue's SLURMCluster reads it
+JOBQUEUE_KEYS = {"partition": "queue", "account": "account", "time_limit": "walltime",
+                 "cores": "cores", "memory": "memory", "interface": "interface"}
+
+
+def dask_config(stack: Stack) -> dict:
+    """The site's dask config, with the site's Slurm defaults as
+    `jobqueue.slurm` (so SLURMCluster() needs no arguments); a value the
+    site's own dask settings give wins."""
+    parallel = stack.parallel.to_dict()
+    slurm = {JOBQUEUE_KEYS[k]: parallel[k] for k in sorted(JOBQUEUE_KEYS) if parallel[k]}
+    config = json.loads(json.dumps(stack.settings.dask))
+    if slurm:
+        own = config.setdefault("jobqueue", {}).setdefault("slurm", {})
+        for key, value in slurm.items():
+            own.setdefault(key, value)
+    return config
+
+
 def site_files(stack: Stack, lab: bool, dask: bool) -> dict:
     files = {}
     if lab:
@@ -215,7 +235,7 @@ def site_files(stack: Stack, lab: bool, dask: bool) -> dict:
         # read by the session side (stackgen parallel) through STACKGEN_PARALLEL_DEFAULTS
         files[layout.rel(layout.PARALLEL_DEFAULTS)] = stack.parallel.to_dict()
     if dask:
-        files[layout.rel((*layout.DASK_CONFIG, "stackgen-site.json"))] = stack.settings.dask
+        files[layout.rel((*layout.DASK_CONFIG, "stackgen-site.json"))] = dask_config(stack)
     return files
 
 
