@@ -166,3 +166,37 @@ def test_engines_in_a_separate_batch_job_with_the_site_defaults(built_stack, clu
     assert engines != job
     assert cluster.wait_for_job(engines, timeout=60) in ("CANCELLED", "COMPLETED")
     assert cluster.run(["squeue", "-h", "-j", engines], check=False).stdout.strip() == ""
+
+
+# The same with dask-jobqueue: SLURMCluster() with no arguments (the site's
+# jobqueue.slurm defaults, the session's scheduler host).
+BATCH_WORKERS = r"""
+import json, os
+from dask.distributed import Client
+from dask_jobqueue import SLURMCluster
+cluster = SLURMCluster()
+cluster.scale(jobs=1)
+client = Client(cluster)
+client.wait_for_workers(1, timeout=300)
+nodes = sorted(client.run(lambda: __import__("os").environ["SLURMD_NODENAME"]).values())
+jobs = sorted(client.run(lambda: __import__("os").environ["SLURM_JOB_ID"]).values())
+total = client.submit(sum, [20, 22]).result()
+client.close()
+cluster.close()
+print(json.dumps({"own": os.environ["SLURM_JOB_ID"], "jobs": jobs, "nodes": nodes, "total": total}))
+"""
+
+
+def test_dask_workers_in_a_separate_batch_job_with_the_site_defaults(built_stack, cluster, user):
+    server = in_job_python(cluster, BATCH_WORKERS)
+    job, out = submit(cluster, user, f"srun --overlap -N1 -n1 {launcher(built_stack)} -- python3 {server}\n",
+                      nodes=1, per_node=1)
+    final = cluster.wait_for_job(job, timeout=600)
+    text = out.read_text()
+    assert final == "COMPLETED", text[-5000:]
+    result = last_json(text)
+    assert result["own"] == job and result["total"] == 42
+    (workers,) = result["jobs"]
+    assert workers != job
+    assert cluster.wait_for_job(workers, timeout=60) in ("CANCELLED", "COMPLETED")
+    assert cluster.run(["squeue", "-h", "-j", workers], check=False).stdout.strip() == ""
