@@ -19,6 +19,7 @@ nodes through srun; the Cluster API's engines are local to the first node.
 from __future__ import annotations
 
 import argparse
+import re
 import shlex
 import statistics
 import subprocess
@@ -75,8 +76,11 @@ def on_slurm(prefix: Path, n: int, rounds: int) -> dict[str, list[float]]:
         if state != "COMPLETED":
             raise SystemExit(f"the job ended {state}:\n{text[-3000:]}")
         for line in text.splitlines():
-            name, _, value = line.rpartition(" ")
-            figures.setdefault(name, []).append(float(value))
+            found = re.match(r"(stackgen ipyparallel|stackgen both|Cluster API) ([0-9.]+)$", line)
+            if found:
+                figures.setdefault(found.group(1), []).append(float(found.group(2)))
+        if len(figures) != 3:
+            raise SystemExit(f"figures missing from the job's output:\n{text[-3000:]}")
     return figures
 
 
