@@ -97,6 +97,7 @@ def test_more_engines_than_the_allocation_fails_naming_what_did_not_start(built_
     assert "start-exit=1" in text, text[-3000:]
     assert re.search(r"n1: 0 of 3 engines \(log: \S+/ipengine-n1-\*\.log", text), text[-3000:]
     assert "n2: 0 of 3 engines" in text
+    assert "it said: " in text and "srun: error" in text   # srun's own reason
     assert "ipyparallel: failed" in text     # `status` after the failure still tells why
     assert wait_no_context_processes(session_of(cluster, user, job)) == []
 
@@ -179,7 +180,7 @@ cluster.scale(jobs=1)
 client = Client(cluster)
 client.wait_for_workers(1, timeout=300)
 nodes = sorted(client.run(lambda: __import__("os").environ["SLURMD_NODENAME"]).values())
-jobs = sorted(client.run(lambda: __import__("os").environ["SLURM_JOB_ID"]).values())
+jobs = sorted(set(client.run(lambda: __import__("os").environ["SLURM_JOB_ID"]).values()))
 total = client.submit(sum, [20, 22]).result()
 client.close()
 cluster.close()

@@ -4,6 +4,7 @@
 from __future__ import annotations
 
 import argparse
+import dataclasses
 import os
 import shlex
 import signal
@@ -20,7 +21,7 @@ from stackgen.session.plan import DaskRequest, IppRequest, options_from
 def _options(args):
     options = options_from(dict(os.environ))
     if getattr(args, "timeout", None):
-        options = type(options)(**{**options.__dict__, "start_timeout": float(args.timeout)})
+        options = dataclasses.replace(options, start_timeout=float(args.timeout))
     return options
 
 

@@ -90,7 +90,7 @@ def start(session: Session, alloc: Allocation, request: DaskRequest, options: Op
     publish(session, address)
     context = state.Context(NAME, "starting", address=address, job_id=alloc.job_id,
                             per_node=per_node(alloc, request.tasks_per_node),
-                            step_name=DASK_STEP if alloc.slurm else "",
+                            step_name=DASK_STEP if alloc.slurm else "", procs=(procs.me(),),
                             info={"dashboard_port": dashboard_port, "threads_per_task": threads,
                                   "scheduler_file": str(sfile)})
     state.write(session.state_file(NAME), context)
@@ -100,20 +100,21 @@ def start(session: Session, alloc: Allocation, request: DaskRequest, options: Op
     scheduler, _ = procs.spawn("dask scheduler", scheduler_argv(
         sys.executable, sfile, alloc.address, port, dashboard_port, options.interface),
         env=env, log=session.logs / "dask-scheduler.log")
-    context = context.but(procs=(scheduler,), logs=(scheduler.log,))
+    context = context.but(procs=(*context.procs, scheduler), logs=(scheduler.log,))
     state.write(session.state_file(NAME), context)
     try:
         _until_scheduler(sfile, scheduler, options, started)
         workers = _start_workers(session, alloc, request, options, threads, env)
-        context = context.but(procs=(scheduler, workers), logs=(scheduler.log, workers.log))
+        context = context.but(procs=(*context.procs, workers), logs=(scheduler.log, workers.log))
         state.write(session.state_file(NAME), context)
         _until_registered(context, alloc, session, options, started, workers)
     except BaseException as exc:
         failure = exc if isinstance(exc, StackgenError) else StackgenError(f"dask did not start: {exc}")
-        stopped = stop(session, context, options)
+        stopped = stop(session, context.but(procs=context.procs[1:]), options)   # all but this process
         state.write(session.state_file(NAME), stopped.but(state="failed", detail=failure.message))
         raise failure from None
-    ready = context.but(state="ready", detail=f"{context.expected} workers of {threads} threads on "
+    ready = context.but(state="ready", procs=context.procs[1:],
+                        detail=f"{context.expected} workers of {threads} threads on "
                         f"{', '.join(context.per_node)}; dashboard on port {dashboard_port}",
                         info={**context.info, "seconds": round(time.monotonic() - started, 2)})
     state.write(session.state_file(NAME), ready)

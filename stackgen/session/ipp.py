@@ -58,7 +58,7 @@ def start(session: Session, alloc: Allocation, request: IppRequest, options: Opt
     per_node = ipp_per_node(alloc, request)
     context = state.Context(NAME, "starting", address=alloc.address, job_id=alloc.job_id,
                             per_node=per_node, step_name=IPP_STEP if alloc.slurm else "",
-                            info={"mpi": request.mpi})
+                            procs=(procs_mod.me(),), info={"mpi": request.mpi})
     state.write(session.state_file(NAME), context)
     os.environ[procs_mod.MARKER] = marker(session)   # the launchers pass os.environ on
     return asyncio.run(_start(session, alloc, request, options, context))
@@ -102,7 +102,7 @@ async def _start(session, alloc, request, options, context) -> state.Context:
         if client is not None:
             client.close()
         await cluster.stop_cluster()
-        _stopped_leftovers(session, context, options)
+        _stopped_leftovers(session, context.but(procs=()), options)
         state.write(session.state_file(NAME), context.but(state="failed", detail=failure.message))
         raise failure from None
     client.close()
@@ -127,11 +127,23 @@ async def _until_registered(cluster, client, context, alloc, session, options, s
             seen = _engine_nodes(client)
             why = ("the engines' launcher ended" if ended
                    else f"not all engines registered within {options.start_timeout:.0f} s")
+            said = _last_words(cluster.engine_set) if ended else ""
             raise StackgenError(
                 f"ipyparallel: {why}: "
-                + missing_message(context.per_node, seen, "engines", _log_of(cluster, session, alloc)),
+                + missing_message(context.per_node, seen, "engines", _log_of(session, alloc))
+                + (f"; it said: {said}" if said else ""),
                 "ask for fewer engines per node than the job has CPUs, or a longer parallel.start_timeout")
         await asyncio.sleep(0.1)
+
+
+def _last_words(engine_set, lines: int = 3) -> str:
+    """The end of what the engines' launcher (srun, mpiexec) printed; ipyparallel
+    keeps it after removing its output file."""
+    try:
+        output = engine_set.get_output() if engine_set is not None else ""
+    except Exception:
+        return ""
+    return " | ".join([line.strip() for line in output.splitlines() if line.strip()][-lines:])
 
 
 def _engine_nodes(client) -> dict[str, int]:
@@ -142,9 +154,9 @@ def _engine_nodes(client) -> dict[str, int]:
     return seen
 
 
-def _log_of(cluster, session, alloc):
+def _log_of(session, alloc):
     if alloc.slurm:
-        return lambda node: f"{task_log(session.logs, 'ipengine', node)} (srun: {cluster.engine_set.output_file})"
+        return lambda node: task_log(session.logs, "ipengine", node)
     return lambda node: str(session.profile_dir / "log")
 
 

@@ -59,6 +59,12 @@ def is_running(proc: Proc) -> bool:
     return state not in ("Z", "X")
 
 
+def me(log: str = "") -> Proc:
+    """This process, as a context records its start under way: a stop (or a
+    second start) meanwhile sees it, and a TERM makes it clean up."""
+    return Proc("stackgen parallel start", os.getpid(), start_ticks(os.getpid()) or 0, log)
+
+
 def spawn(what: str, argv: Sequence[str], *, env: Mapping[str, str], log: Path) -> tuple[Proc, subprocess.Popen]:
     """Start a daemon in a new session (its own process group), output to `log`."""
     log.parent.mkdir(parents=True, exist_ok=True)
