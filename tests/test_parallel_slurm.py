@@ -78,12 +78,12 @@ def test_a_two_node_job_runs_both_contexts_from_the_launcher(built_stack, cluste
     assert wait_no_context_processes(result["session"]) == []
 
 
-def start_in_job(built, cluster, user, args: str, then: str = "") -> tuple[str, Path]:
+def start_in_job(built, cluster, user, args: str, then: str = "", after: str = "") -> tuple[str, Path]:
     prefix = built.prefix / "modules" / "all"
     return submit(cluster, user, (
         f"module use {prefix} && module load jupyterlab\n"
         f"stackgen parallel start {args}\necho start-exit=$?\n{then}"
-        "stackgen parallel status\nstackgen parallel stop\n"))
+        f"stackgen parallel status\nstackgen parallel stop\n{after}"))
 
 
 def session_of(cluster, user, job: str) -> str:
@@ -201,3 +201,23 @@ def test_dask_workers_in_a_separate_batch_job_with_the_site_defaults(built_stack
     assert workers != job
     assert cluster.wait_for_job(workers, timeout=60) in ("CANCELLED", "COMPLETED")
     assert cluster.run(["squeue", "-h", "-j", workers], check=False).stdout.strip() == ""
+
+
+def test_stop_ends_every_process_on_both_nodes_while_the_job_runs_on(built_stack, cluster, user):
+    job, out = start_in_job(built_stack, cluster, user, "dask --tasks-per-node 1 --threads-per-task 1",
+                            then="stackgen parallel start ipyparallel --procs-per-node 1 --mpi\n",
+                            after="echo STOPPED\nsleep 600\n")
+    session = session_of(cluster, user, job)
+    deadline = time.monotonic() + 300
+    while "STOPPED" not in (out.read_text() if out.exists() else ""):
+        assert job_state(cluster, job) in ("PENDING", "CONFIGURING", "RUNNING"), \
+            out.read_text() if out.exists() else "no output"
+        assert time.monotonic() < deadline, out.read_text() if out.exists() else "no output"
+        time.sleep(0.2)
+    text = out.read_text()
+    assert "ipyparallel: ready" in text and "dask: ready" in text, text[-3000:]
+    assert job_state(cluster, job) == "RUNNING"     # the job lives on: only stop ended them
+    try:
+        assert wait_no_context_processes(session) == []
+    finally:
+        cluster.run(["scancel", job])
