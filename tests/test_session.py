@@ -220,3 +220,22 @@ def test_the_sites_slurm_defaults_become_jobqueue_config(tmp_path):
     assert config["jobqueue"]["slurm"] == {"queue": "batch", "walltime": "01:00:00", "cores": 4,
                                            "memory": "16GB"}
     assert config["distributed"] == data["settings"]["dask"]["distributed"]
+
+
+def test_the_servers_session_environment(tmp_path):
+    from stackgen.session import keeper
+    env = {"HOME": str(tmp_path), "SLURM_JOB_ID": "7", "SLURM_CLUSTER_NAME": "c",
+           "JUPYTER_CONFIG_PATH": "/own:/site", "IPYTHONDIR": "/mine"}
+    session, out = keeper.session_env(env)
+    assert session.root.name == "slurm-c-7"
+    assert out["IPYTHONDIR"] == str(session.ipython_dir) and out["STACKGEN_USER_IPYTHONDIR"] == "/mine"
+    assert out["DASK_CONFIG"] == str(session.dask_config_dir)
+    keeper._dashboard_proxy(session, out)
+    # last, so the user's and the site's own server config still win
+    assert out["JUPYTER_CONFIG_PATH"] == f"/own:/site:{session.jupyter_config_dir}"
+    keeper._dashboard_proxy(session, out)
+    assert out["JUPYTER_CONFIG_PATH"].count(str(session.jupyter_config_dir)) == 1
+    config = json.loads((session.jupyter_config_dir / "jupyter_server_config.json").read_text())
+    assert "stackgen-dask" in config["ServerProxy"]["servers"]
+    local, _ = keeper.session_env({"HOME": str(tmp_path)})
+    assert local.root.name.startswith("local-") and local.root.name.endswith(f"-{__import__('os').getpid()}")
