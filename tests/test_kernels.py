@@ -73,6 +73,10 @@ def singleuser(tmp_path, env_file_text, timeout=30):
         modulepath="/m", stack_module="jupyterlab/1", lmod_init=str(stub_lmod(tmp_path)),
         env_timeout=timeout))
     (tmp_path / ".jupyterhub.env").write_text(env_file_text)
+    # the module's `stackgen` beside the launcher: runs the server as the session
+    session = tmp_path / "stackgen"
+    session.write_text('#!/bin/sh\necho "stackgen $1 $2 $3" >> "$STUB_LOG"\nshift 3\nexec "$@"\n')
+    session.chmod(0o755)
     env = {"PATH": "/usr/bin:/bin", "HOME": str(tmp_path), "STUB_LOG": str(tmp_path / "log")}
     return subprocess.run(["bash", str(script), "--", "sh", "-c", "echo SEEN=$FROM_ENV_FILE"],
                           env=env, capture_output=True, text=True)
@@ -84,7 +88,8 @@ def test_singleuser_sources_the_env_file_then_starts_the_server(tmp_path):
     assert done.stdout.strip() == "SEEN=yes"
     assert ".jupyterhub.env line 2 failed" in done.stderr
     assert (tmp_path / "log").read_text().splitlines() == ["module use /m",
-                                                          "module load jupyterlab/1"]
+                                                          "module load jupyterlab/1",
+                                                          "stackgen parallel run --"]
 
 
 def test_singleuser_reports_a_broken_env_file_and_starts_anyway(tmp_path):

@@ -53,7 +53,7 @@ def test_the_install_carries_the_user_side_alone_and_it_runs_from_there(tmp_path
     from stackgen.site.easyblocks.payload import copy_user_side
     target = tmp_path / "libexec" / "stackgen" / "stackgen"
     copy_user_side(str(PACKAGE), str(target))
-    assert sorted(p.name for p in target.iterdir()) == ["__init__.py", "common", "templates", "user"]
+    assert sorted(p.name for p in target.iterdir()) == ["__init__.py", "common", "session", "templates", "user"]
     assert not list(target.rglob("__pycache__"))
     # the copy alone (no checkout on the path) gives the user command
     env = {"PATH": os.environ["PATH"], "PYTHONPATH": str(target.parent)}

@@ -62,6 +62,14 @@ def test_typed_objects_match_the_schema():
     settings = schema_mod.schema()["properties"]["settings"]["properties"]
     assert set(settings) == fields(spec.Settings)
     assert set(settings["singleuser"]["properties"]) == fields(spec.SingleUserSettings)
+    parallel = schema_mod.schema()["properties"]["parallel"]["properties"]
+    assert set(parallel) == fields(spec.Parallel)
+    assert {k: v["default"] for k, v in parallel.items()} == spec.Parallel().to_dict()
+
+
+def test_the_session_side_reads_every_parallel_default():
+    from stackgen.session.plan import Options
+    assert fields(spec.Parallel) == fields(Options)
 
 
 def test_reference_stack_is_valid(repo):

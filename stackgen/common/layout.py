@@ -30,6 +30,7 @@ DASK_CONFIG = ("etc", "dask")
 JUPYTER_ENV = ("python",)                 # the venv that is Jupyter's sys-prefix level
 USER_CODE = ("libexec", "stackgen")       # the user side of stackgen, copied in
 EASYCONFIG_DIGEST = ("share", "stackgen", "easyconfig-digest")
+PARALLEL_DEFAULTS = ("share", "stackgen", "parallel.json")   # stack.yaml's parallel section
 
 # In a user's data home ($XDG_DATA_HOME or ~/.local/share)
 OVERLAYS = ("stackgen", "overlays")       # then STACK/VERSION
@@ -78,6 +79,7 @@ def footer_paths(python_version: str) -> dict[str, tuple[str, ...]]:
     return {"bin": BIN, "jupyter_data": JUPYTER_DATA, "jupyter_config": JUPYTER_CONFIG,
             "lab_app_dir": LAB_APP_DIR, "jupyter_env_bin": (*JUPYTER_ENV, *BIN),
             "dask_config": DASK_CONFIG, "easyconfig_digest": EASYCONFIG_DIGEST,
+            "parallel_defaults": PARALLEL_DEFAULTS,
             "install_to_software": INSTALL_TO_SOFTWARE,
             "install_to_prefix": INSTALL_TO_PREFIX, "modulepath": MODULEPATH,
             "overlays": OVERLAYS, "overlay_bundle": (OVERLAY_BUNDLE,),

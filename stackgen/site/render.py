@@ -6,11 +6,13 @@ import name; the text itself is in templates/.
 
 from __future__ import annotations
 
+import json
 from dataclasses import dataclass
 
 from stackgen import __version__
 from stackgen.common import layout
 from stackgen.common.templating import environment
+from stackgen.session.daskctx import DASHBOARD_PATH
 from stackgen.site.lockfile import Lock, LockedPackage
 from stackgen.site.spec import Stack
 
@@ -183,6 +185,41 @@ def _bundle_modules(plans: list[ModulePlan], top: ModulePlan) -> list[dict]:
     return [{"name": mp.name, "version": mp.version} for mp in plans if mp.name in wanted]
 
 
+# dask-labextension finds the session's scheduler dashboard where the session's
+# server proxies it (stackgen.session.daskctx.DASHBOARD_PATH), relative to the
+# server's base URL, which the extension resolves per user.
+DASK_LAB_PLUGIN = "dask-labextension:plugin"
+DASK_DEFAULT_URL = DASHBOARD_PATH + "/"
+
+
+def lab_overrides(stack: Stack) -> dict:
+    """The site's overrides.json, with dask-labextension's defaultURL when the
+    stack has the extension (a site's own value for it wins)."""
+    overrides = {k: dict(v) for k, v in stack.settings.lab.overrides.items()}
+    if any(p.name == "dask-labextension" for p in stack.pins):
+        overrides.setdefault(DASK_LAB_PLUGIN, {}).setdefault("defaultURL", DASK_DEFAULT_URL)
+    return overrides
+
+
+# stack.yaml's parallel section as dask-jobqueue's SLURMCluster reads it
+JOBQUEUE_KEYS = {"partition": "queue", "account": "account", "time_limit": "walltime",
+                 "cores": "cores", "memory": "memory", "interface": "interface"}
+
+
+def dask_config(stack: Stack) -> dict:
+    """The site's dask config, with the site's Slurm defaults as
+    `jobqueue.slurm` (so SLURMCluster() needs no arguments); a value the
+    site's own dask settings give wins."""
+    parallel = stack.parallel.to_dict()
+    slurm = {JOBQUEUE_KEYS[k]: parallel[k] for k in sorted(JOBQUEUE_KEYS) if parallel[k]}
+    config = json.loads(json.dumps(stack.settings.dask))
+    if slurm:
+        own = config.setdefault("jobqueue", {}).setdefault("slurm", {})
+        for key, value in slurm.items():
+            own.setdefault(key, value)
+    return config
+
+
 def site_files(stack: Stack, lab: bool, dask: bool) -> dict:
     files = {}
     if lab:
@@ -191,12 +228,15 @@ def site_files(stack: Stack, lab: bool, dask: bool) -> dict:
         # server's config.d folder (a LabApp key there is ignored)
         files[layout.rel((*layout.JUPYTER_CONFIG, "jupyter_lab_config.json"))] = {
             "LabApp": {"extension_manager": lab_settings.extension_manager}}
-        if lab_settings.overrides:
-            files[layout.rel((*layout.LAB_SETTINGS, "overrides.json"))] = lab_settings.overrides
+        overrides = lab_overrides(stack)
+        if overrides:
+            files[layout.rel((*layout.LAB_SETTINGS, "overrides.json"))] = overrides
         if lab_settings.page_config:
             files[layout.rel((*layout.LAB_SETTINGS, "page_config.json"))] = lab_settings.page_config
+        # read by the session side (stackgen parallel) through STACKGEN_PARALLEL_DEFAULTS
+        files[layout.rel(layout.PARALLEL_DEFAULTS)] = stack.parallel.to_dict()
     if dask:
-        files[layout.rel((*layout.DASK_CONFIG, "stackgen-site.json"))] = stack.settings.dask
+        files[layout.rel((*layout.DASK_CONFIG, "stackgen-site.json"))] = dask_config(stack)
     return files
 
 

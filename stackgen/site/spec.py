@@ -8,7 +8,7 @@ from __future__ import annotations
 
 import hashlib
 import json
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, fields
 from pathlib import Path
 
 from packaging.requirements import InvalidRequirement, Requirement
@@ -89,6 +89,25 @@ class Settings:
 
 
 @dataclass(frozen=True)
+class Parallel:
+    """stack.yaml's parallel section: the defaults of parallel contexts and
+    production jobs, as the session side reads them (stackgen.session.plan.Options)."""
+
+    partition: str = ""
+    account: str = ""
+    time_limit: str = ""
+    cores: int = 0
+    memory: str = ""
+    interface: str = ""
+    mpi_plugin: str = "pmix"
+    start_timeout: int = 120
+    stop_timeout: int = 10
+
+    def to_dict(self) -> dict:
+        return {f.name: getattr(self, f.name) for f in fields(self)}
+
+
+@dataclass(frozen=True)
 class Stack:
     path: Path                        # stack.yaml, absolute
     name: str
@@ -99,6 +118,7 @@ class Stack:
     prefix: Path                      # install root, absolute
     settings: Settings = field(default_factory=Settings)
     kernels: tuple[Kernel, ...] = ()
+    parallel: Parallel = field(default_factory=Parallel)
 
     @property
     def root(self) -> Path:
@@ -190,6 +210,7 @@ def _build(source: Source, path: Path) -> Stack:
                              modules=tuple(k.get("modules", [])),
                              env=tuple(sorted(k.get("env", {}).items())))
                       for k in data.get("kernels", [])),
+        parallel=Parallel(**data.get("parallel", {})),
     )
 
 

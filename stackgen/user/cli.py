@@ -99,10 +99,16 @@ def _add_venv_and_kernels(inner) -> None:
 
 
 def main(argv: list[str] | None = None) -> int:
-    """The launcher in the jupyterlab module: `stackgen user-overlay ...` only."""
-    parser = top_parser("Your own lab extensions on top of the central JupyterLab.",
+    """The launcher in the jupyterlab module: `stackgen user-overlay ...` and
+    `stackgen parallel ...`."""
+    from stackgen.session.cli import add_parallel
+
+    parser = top_parser("Your own lab extensions on top of the central JupyterLab, and "
+                        "parallel contexts on your job's nodes.",
                         "stackgen user-overlay add jupyterlab-execute-time")
-    add_user_overlay(parser.add_subparsers(dest="command", metavar="COMMAND", required=True))
+    sub = parser.add_subparsers(dest="command", metavar="COMMAND", required=True)
+    add_user_overlay(sub)
+    add_parallel(sub)
     return run_parsed(parser, argv)
 
 

@@ -37,8 +37,9 @@ def easyconfig_digest(path):
 
 
 # What of the stackgen package runs in the jupyterlab module, for users:
-# everything but the site side (stackgen/site), which only the build host runs.
-USER_SIDE = ("__init__.py", "common", "templates", "user")
+# everything but the site side (stackgen/site), which only the build host runs:
+# the user side and the session side (what runs in a user's job).
+USER_SIDE = ("__init__.py", "common", "session", "templates", "user")
 
 
 def copy_user_side(package_dir, target):
