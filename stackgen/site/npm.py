@@ -10,17 +10,13 @@ the one network edge.
 from __future__ import annotations
 
 import hashlib
-import json
 import re
-import urllib.error
-import urllib.parse
-import urllib.request
 from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 
+from stackgen.common import npmdist
 from stackgen.common.errors import StackgenError
-
-REGISTRY = "https://registry.npmjs.org"
+from stackgen.common.npmdist import REGISTRY
 
 # npm's own rules for a package name, scoped or not, and an exact semver.
 _NAME = r"(?:@[a-z0-9][a-z0-9._~-]*/)?[a-z0-9][a-z0-9._~-]*"
@@ -109,28 +105,9 @@ def parse_pin(text: str, module: str) -> NpmPin:
 
 def lock_pin(pin: NpmPin, registry: str = REGISTRY) -> LockedNpm:
     """Ask the registry for the tarball and integrity of exactly `pin`."""
-    url = f"{registry}/{urllib.parse.quote(pin.name, safe='@')}/{pin.version}"
-    request = urllib.request.Request(url, headers={"Accept": "application/json",
-                                                   "User-Agent": "stackgen"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            meta = json.load(response)
-    except urllib.error.HTTPError as exc:
-        if exc.code == 404:
-            raise StackgenError(f"npm package {pin.text} (module {pin.module}) does not exist "
-                                f"on {registry}",
-                                "check the name and version on the npm registry") from None
-        raise StackgenError(f"asking {registry} for {pin.text} failed: {exc}",
-                            "check the network and run the command again") from None
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise StackgenError(f"asking {registry} for {pin.text} failed: {exc}",
-                            "check the network and run the command again") from None
-    dist = meta.get("dist", {})
-    if not dist.get("tarball") or not dist.get("integrity", "").startswith("sha512-"):
-        raise StackgenError(f"{registry} gives no tarball with a sha512 integrity for {pin.text}",
-                            "choose another version of this extension")
-    _require_lab_extension(pin, meta)
-    return LockedNpm(pin.module, pin.name, pin.version, dist["integrity"], dist["tarball"])
+    found = npmdist.dist(pin.name, pin.version, registry)
+    _require_lab_extension(pin, found.meta)
+    return LockedNpm(pin.module, pin.name, pin.version, found.integrity, found.url)
 
 
 # a yarn.lock entry's resolution: an npm package, the project itself, or a
@@ -158,19 +135,8 @@ def yarn_lock_packages(text: str) -> list[tuple[str, str]]:
 
 def tarball_dist(name: str, version: str, registry: str = REGISTRY) -> NpmTarball:
     """The registry's address and sha512 integrity of one package version."""
-    url = f"{registry}/{urllib.parse.quote(name, safe='@')}/{version}"
-    request = urllib.request.Request(url, headers={"Accept": "application/json",
-                                                   "User-Agent": "stackgen"})
-    try:
-        with urllib.request.urlopen(request, timeout=60) as response:
-            dist = json.load(response).get("dist", {})
-    except (urllib.error.URLError, OSError, ValueError) as exc:
-        raise StackgenError(f"asking {registry} for {name}@{version} failed: {exc}",
-                            "check the network and run the command again") from None
-    if not dist.get("tarball") or not str(dist.get("integrity", "")).startswith("sha512-"):
-        raise StackgenError(f"{registry} gives no tarball with a sha512 integrity for {name}@{version}",
-                            "a source extension's dependencies must all be npm packages with one")
-    return NpmTarball(name, version, dist["integrity"], dist["tarball"])
+    found = npmdist.dist(name, version, registry)
+    return NpmTarball(name, version, found.integrity, found.url)
 
 
 def tarball_dists(packages: list[tuple[str, str]], known: dict[str, NpmTarball],
