@@ -112,14 +112,17 @@ def main() -> None:
     figures: dict[str, list[float]] = {"stackgen ipyparallel": [], "stackgen both": [], "Cluster API": []}
     with tempfile.TemporaryDirectory(prefix="stackgen-bench-launch-") as tmp:
         home = Path(tmp)
-        for _ in range(args.rounds):
-            figures["stackgen ipyparallel"].append(shell(args.prefix, home, ipp))
-            shell(args.prefix, home, stop)
-            both = f"{ipp} & a=$!; {dask} & b=$!; wait $a && wait $b"
-            figures["stackgen both"].append(shell(args.prefix, home, both))
-            shell(args.prefix, home, stop)
-            figures["Cluster API"].append(shell(args.prefix, home, "python -c " + shlex.quote(
-                OWN_CLUSTER.format(n=n))))
+        try:
+            for _ in range(args.rounds):
+                figures["stackgen ipyparallel"].append(shell(args.prefix, home, ipp))
+                shell(args.prefix, home, stop)
+                both = f"{ipp} & a=$!; {dask} & b=$!; wait $a && wait $b"
+                figures["stackgen both"].append(shell(args.prefix, home, both))
+                shell(args.prefix, home, stop)
+                figures["Cluster API"].append(shell(args.prefix, home, "python -c " + shlex.quote(
+                    OWN_CLUSTER.format(n=n))))
+        finally:    # a failed round leaves nothing running
+            shell(args.prefix, home, stop + " || true")
     report(figures, f"local mode, {n} engines and {n} dask workers", args.rounds)
 
 
