@@ -105,9 +105,7 @@ def slurm_cluster():
     if missing:
         pytest.fail(f"the Slurm test cluster needs Debian packages {' '.join(missing)}: "
                     "run ./bootstrap env (as root)")
-    # the nodes have a /tmp of their own: a checkout there (CI's clone may be)
-    # is bound into it, as software is shared on a cluster
-    cluster = SlurmCluster(shared=tuple(p for p in (REPO,) if p.is_relative_to("/tmp"))).start()
+    cluster = SlurmCluster().start()
     yield cluster
     cluster.stop()
     left = cluster.leftovers()

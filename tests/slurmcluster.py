@@ -64,15 +64,21 @@ class Node:
         return Path("/run/netns") / self.netns
 
 
+CHECKOUT = Path(__file__).resolve().parent.parent
+
+
 class SlurmCluster:
     """`with SlurmCluster() as cluster: cluster.run(["srun", "-N2", "hostname"])`"""
 
     def __init__(self, node_names: tuple[str, ...] = ("n1", "n2"), cpus: int = 2,
                  shared: tuple[Path, ...] = (), parent: Path = Path("/var/tmp")):
-        """shared: folders under /tmp that the nodes see too (the rest of /tmp is theirs)."""
+        """shared: folders under /tmp that the nodes see too (the rest of /tmp is
+        theirs); the checkout is one when it lies there (CI's clone may): it
+        holds the base stand-in, software a cluster's nodes share."""
         self.suffix = secrets.token_hex(3)
         self.cpus = cpus
-        self.shared = tuple(Path(p) for p in shared)
+        wanted = [*map(Path, shared), CHECKOUT]
+        self.shared = tuple(dict.fromkeys(p for p in wanted if p.is_relative_to("/tmp")))
         self.parent = Path(parent)
         self.partition = "test"
         self.bridge = f"sgbr-{self.suffix}"
