@@ -47,7 +47,7 @@ def build_lock(prefix: Path) -> Iterator[None]:
         try:
             fcntl.flock(fh, fcntl.LOCK_EX | fcntl.LOCK_NB)
         except BlockingIOError:
-            owner = fh.read().strip() or "another stackgen build"
+            owner = _owner(fh)
             raise StackgenError(f"{prefix} is being built by {owner}",
                                 "wait for that build to end (or stop it), then run stackgen "
                                 "build again; two builds of one prefix would undo each other") from None
@@ -62,6 +62,18 @@ def build_lock(prefix: Path) -> Iterator[None]:
         finally:
             fh.seek(0)
             fh.truncate()
+
+
+def _owner(fh) -> str:
+    """Who holds the lock, as its holder wrote it just after taking it (read
+    again for a moment: the holder may be between taking and writing)."""
+    for _ in range(40):
+        fh.seek(0)
+        owner = fh.read().strip()
+        if owner:
+            return owner
+        time.sleep(0.025)
+    return "another stackgen build"
 
 
 def exchange(a: Path, b: Path) -> None:
