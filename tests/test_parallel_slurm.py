@@ -154,8 +154,11 @@ print(json.dumps({"own": os.environ["SLURM_JOB_ID"], "jobs": jobs, "nodes": node
 """
 
 
-def test_engines_in_a_separate_batch_job_with_the_site_defaults(built_stack, cluster, user):
-    server = in_job_python(cluster, BATCH_ENGINES)
+def assert_a_separate_job_computes_and_leaves(built_stack, cluster, user, script):
+    """`script` run by the launcher in a one-node job of its own: it starts a
+    second job (engines or workers) with the site's defaults, computes there
+    and stops it; that second job then leaves the queue."""
+    server = in_job_python(cluster, script)
     job, out = submit(cluster, user, f"srun --overlap -N1 -n1 {launcher(built_stack)} -- python3 {server}\n",
                       nodes=1, per_node=1)
     final = cluster.wait_for_job(job, timeout=600)
@@ -163,10 +166,14 @@ def test_engines_in_a_separate_batch_job_with_the_site_defaults(built_stack, clu
     assert final == "COMPLETED", text[-5000:]
     result = last_json(text)
     assert result["own"] == job and result["total"] == 42
-    (engines,) = result["jobs"]
-    assert engines != job
-    assert cluster.wait_for_job(engines, timeout=60) in ("CANCELLED", "COMPLETED")
-    assert cluster.run(["squeue", "-h", "-j", engines], check=False).stdout.strip() == ""
+    (other,) = result["jobs"]
+    assert other != job
+    assert cluster.wait_for_job(other, timeout=60) in ("CANCELLED", "COMPLETED")
+    assert cluster.run(["squeue", "-h", "-j", other], check=False).stdout.strip() == ""
+
+
+def test_engines_in_a_separate_batch_job_with_the_site_defaults(built_stack, cluster, user):
+    assert_a_separate_job_computes_and_leaves(built_stack, cluster, user, BATCH_ENGINES)
 
 
 # The same with dask-jobqueue: SLURMCluster() with no arguments (the site's
@@ -189,18 +196,7 @@ print(json.dumps({"own": os.environ["SLURM_JOB_ID"], "jobs": jobs, "nodes": node
 
 
 def test_dask_workers_in_a_separate_batch_job_with_the_site_defaults(built_stack, cluster, user):
-    server = in_job_python(cluster, BATCH_WORKERS)
-    job, out = submit(cluster, user, f"srun --overlap -N1 -n1 {launcher(built_stack)} -- python3 {server}\n",
-                      nodes=1, per_node=1)
-    final = cluster.wait_for_job(job, timeout=600)
-    text = out.read_text()
-    assert final == "COMPLETED", text[-5000:]
-    result = last_json(text)
-    assert result["own"] == job and result["total"] == 42
-    (workers,) = result["jobs"]
-    assert workers != job
-    assert cluster.wait_for_job(workers, timeout=60) in ("CANCELLED", "COMPLETED")
-    assert cluster.run(["squeue", "-h", "-j", workers], check=False).stdout.strip() == ""
+    assert_a_separate_job_computes_and_leaves(built_stack, cluster, user, BATCH_WORKERS)
 
 
 def test_stop_ends_every_process_on_both_nodes_while_the_job_runs_on(built_stack, cluster, user):
