@@ -18,6 +18,7 @@ FIELDS = ("partition", "reservation", "nodes", "time", "account", "ipyparallel",
 IPYPARALLEL_ON = "mpi"        # the ipyparallel box's value: engines in one MPI world
 DASK_ON = "on"                # the dask box's value
 WARNING_SIGNAL = "USR1"       # what Slurm sends the job's batch process before its end
+WARNING_SLACK = 60            # seconds Slurm may send it early (its event resolution)
 _TIME = re.compile(r"([0-9]{1,4}):([0-5][0-9]):([0-5][0-9])")
 _COUNT = re.compile(r"[0-9]{1,6}")
 _PLAIN = re.compile(r"[A-Za-z0-9_.,:@%/+=-]+")
@@ -87,8 +88,9 @@ def _time(raw, part, warning):
     if seconds(value) > seconds(part["max_time"]):
         raise FormError("time", f"{value} is longer than partition {part['name']} allows "
                                 f"({part['max_time']})")
-    if seconds(value) <= warning:
-        raise FormError("time", f"{value} is too short: the job is warned {warning} s before its end")
+    if seconds(value) <= warning + WARNING_SLACK:
+        raise FormError("time", f"{value} is too short: the job is warned {warning} s before its "
+                                f"end, so ask for more than {warning + WARNING_SLACK} s")
     return "%02d:%s:%s" % (int(match.group(1)), match.group(2), match.group(3))
 
 

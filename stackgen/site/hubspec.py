@@ -10,6 +10,7 @@ from dataclasses import dataclass
 from packaging.requirements import InvalidRequirement, Requirement
 from packaging.utils import canonicalize_name
 
+from stackgen.site.hubform import WARNING_SLACK, seconds
 from stackgen.site.yamlsrc import Source
 
 # what the generated configuration imports, beside jupyterhub itself
@@ -57,11 +58,6 @@ class Hub:
         return [f"jupyterhub=={self.jupyterhub}", *self.packages]
 
 
-def seconds(hhmmss: str) -> int:
-    hours, minutes, secs = (int(part) for part in hhmmss.split(":"))
-    return hours * 3600 + minutes * 60 + secs
-
-
 def load_hub(source: Source, display: str) -> Hub | None:
     """The hub section of a schema-valid document, or None when it has none."""
     data = source.data.get("hub")
@@ -85,7 +81,7 @@ def load_hub(source: Source, display: str) -> Hub | None:
             raise source.error(("hub", "packages"), f"the hub's environment lacks {needed}",
                                f"add '{needed}==<version>' to hub.packages: the generated "
                                "configuration imports it" + ("" if needed == SPAWNER_PACKAGE else
-                                                              " (or set idle_timeout: 0)"))
+                                                              " (or set idle_timeout: 0)"), key=True)
     tasks = data.get("dask_tasks_per_node", 1)
     for i, part in enumerate(partitions):
         if tasks > part.cores:
@@ -118,10 +114,10 @@ def _partition(source: Source, i: int, body: dict, warning: int) -> HubPartition
         raise source.error(where + ("default_time",) if "default_time" in body else where,
                            f"default_time {part.default_time} is longer than max_time {part.max_time}",
                            "propose a time limit the form accepts")
-    if seconds(part.default_time) <= warning:
+    if seconds(part.default_time) <= warning + WARNING_SLACK:
         raise source.error(where + ("default_time",) if "default_time" in body else where,
                            f"default_time {part.default_time} is not longer than hub.time_warning "
-                           f"({warning} s): the warning would come at the start",
+                           f"({warning} s) and a minute: the warning would come at the start",
                            "propose a longer time limit, or a shorter time_warning")
     return part
 
