@@ -23,12 +23,14 @@ pytestmark = pytest.mark.network
 CHECK = r'''
 import asyncio, json, os, pwd, sys, types
 from unittest import mock
-from traitlets.config import PyFileConfigLoader
 import jupyterhub, batchspawner, jupyterhub_idle_culler
+from jupyterhub.app import JupyterHub
 from jupyterhub.spawner import SpawnException
 
 folder = sys.argv[1]
-config = PyFileConfigLoader("jupyterhub_config.py", path=folder).load_config()
+hub = JupyterHub()                      # as `jupyterhub -f` loads it, from another folder
+hub.load_config_file(os.path.join(folder, "jupyterhub_config.py"))
+config = hub.config
 cls = config.JupyterHub.spawner_class
 from jupyterhub.objects import Hub
 name = pwd.getpwuid(os.getuid()).pw_name            # batchspawner looks the user up
@@ -75,7 +77,7 @@ def test_the_generated_configuration_in_a_real_hub(repo, tmp_path):
     subprocess.run([uv, "pip", "install", "-q", "--no-config", "--index-url", "https://pypi.org/simple",
                     "-p", str(venv / "bin" / "python"), "-r", str(out / "requirements.txt")],
                    env=env, check=True, timeout=600)
-    done = subprocess.run([str(venv / "bin" / "python"), "-c", CHECK, str(out)],
+    done = subprocess.run([str(venv / "bin" / "python"), "-c", CHECK, str(out)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr
     seen = json.loads(done.stdout.splitlines()[-1])
