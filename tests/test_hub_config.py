@@ -137,6 +137,14 @@ class Config:
         return value
 
 
+class Trait:
+    def __init__(self, default, **kw):
+        self.default = default
+
+    def tag(self, **kw):
+        return self.default
+
+
 @pytest.fixture
 def hub_stand_ins(monkeypatch):
     """jupyterhub.spawner, batchspawner and traitlets, as far as the generated file uses them."""
@@ -157,13 +165,18 @@ def hub_stand_ins(monkeypatch):
         def get_env(self):
             return {"JUPYTERHUB_API_TOKEN": "secret"}
 
+        async def run_command(self, cmd, input=None, env=None):
+            assert cmd == "scontrol show node -o n1"
+            return "NodeName=n1 Arch=x86_64 NodeAddr=10.7.0.2 NodeHostName=n1"
+
         async def start(self):
-            return await self._get_batch_script(cmd="evil", homedir="/evil")
+            self.script = await self._get_batch_script(cmd="evil", homedir="/evil")
+            return "n1", 8888
 
     modules = {"batchspawner": types.SimpleNamespace(SlurmSpawner=SlurmSpawner),
                "jupyterhub": types.ModuleType("jupyterhub"),
                "jupyterhub.spawner": types.SimpleNamespace(SpawnException=SpawnException),
-               "traitlets": types.SimpleNamespace(Dict=lambda **kw: None)}
+               "traitlets": types.SimpleNamespace(Dict=lambda **kw: None, Bool=Trait)}
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
 
@@ -189,7 +202,8 @@ def test_the_generated_configuration_runs_against_the_hubs_interfaces(stack_dir,
 
     spawner = spawner_class()
     spawner.user_options = refuse({"partition": ["test"], "nodes": ["2"], "dask": ["on"]})
-    script = asyncio.run(spawner.start())
+    assert asyncio.run(spawner.start()) == ("10.7.0.2", 8888)      # the node's NodeAddr
+    script = spawner.script
     assert "#SBATCH --nodes=2" in script and "evil" not in script
     assert script.endswith("\nexec /opt/jupyter/software/jupyterlab/2026.11/bin/stackgen-singleuser -- "
                            "batchspawner-singleuser jupyterhub-singleuser\n")
