@@ -181,7 +181,8 @@ def hub_stand_ins(monkeypatch):
         monkeypatch.setitem(sys.modules, name, module)
 
 
-def test_the_generated_configuration_runs_against_the_hubs_interfaces(stack_dir, tmp_path, hub_stand_ins):
+def test_the_generated_configuration_runs_against_the_hubs_interfaces(stack_dir, tmp_path, hub_stand_ins,
+                                                                      monkeypatch):
     import asyncio
     out = tmp_path / "hub"
     assert run_stackgen("hub-config", "-o", str(out), "--prefix", "/opt/jupyter", cwd=stack_dir).returncode == 0
@@ -208,6 +209,10 @@ def test_the_generated_configuration_runs_against_the_hubs_interfaces(stack_dir,
     assert script.endswith("\nexec /opt/jupyter/software/jupyterlab/2026.11/bin/stackgen-singleuser -- "
                            "batchspawner-singleuser jupyterhub-singleuser\n")
     assert spawner.get_env()["STACKGEN_DASK"] == "1"
+    monkeypatch.delenv("SLURM_CONF", raising=False)
+    assert "SLURM_CONF" not in spawner.get_env()
+    monkeypatch.setenv("SLURM_CONF", "/etc/slurm-test/slurm.conf")   # sbatch under sudo: the hub's cluster
+    assert spawner.get_env()["SLURM_CONF"] == "/etc/slurm-test/slurm.conf"
     spawner.user_options = {"partition": "test", "nodes": "2; reboot"}     # the REST API skips the form
     with pytest.raises(Exception, match="nodes: '2; reboot' is not a whole number"):
         asyncio.run(spawner.start())
