@@ -80,6 +80,10 @@ def test_install_order_puts_dependencies_first(stack_and_lock):
     ("jupyter-server", ("jupyter_server",), "jupyter_server"),
     ("types-python-dateutil", (), None),
     ("matplotlib-inline", ("matplotlib_inline",), None),
+    # nvidia-ml-py 13.615.71's top_level.txt: a stray example.py beside its package
+    ("nvidia-ml-py", ("example", "pynvml"), "pynvml"),
+    ("some-project", ("docs", "some_project_core", "tests"), "some_project_core"),
+    ("only-tests", ("tests",), None),
 ])
 def test_modulename_comes_from_the_wheel(name, tops, expected):
     assert modulename(pkg(name), tops)[0] == expected
@@ -98,6 +102,21 @@ def test_top_level_names_read_from_the_wheel(tmp_path):
         z.writestr("six.py", "")
         z.writestr("six-1.0.dist-info/top_level.txt", "six\n")
     assert top_level_names(single) == ("six",)
+
+
+def test_a_stray_top_level_module_is_never_the_import_check(tmp_path):
+    """nvidia-ml-py's wheel as PyPI serves it (13.615.71): example.py and
+    pynvml.py at the top, both in top_level.txt; the check imports pynvml."""
+    whl = tmp_path / "nvidia_ml_py-13.615.71-py3-none-any.whl"
+    with zipfile.ZipFile(whl, "w") as z:
+        for member in ["example.py", "pynvml.py", "nvidia_ml_py-13.615.71.dist-info/METADATA",
+                       "nvidia_ml_py-13.615.71.dist-info/WHEEL",
+                       "nvidia_ml_py-13.615.71.dist-info/RECORD"]:
+            z.writestr(member, "")
+        z.writestr("nvidia_ml_py-13.615.71.dist-info/top_level.txt", "example\npynvml\n")
+    tops = top_level_names(whl)
+    assert tops == ("example", "pynvml")
+    assert modulename(pkg("nvidia-ml-py"), tops) == ("pynvml", "")
 
 
 def test_render_is_deterministic_and_carries_the_site_settings(stack_and_lock):

@@ -6,6 +6,7 @@ import name; the text itself is in templates/.
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass
 
@@ -120,8 +121,19 @@ def _ordered(packages: list[LockedPackage]) -> tuple[LockedPackage, ...]:
     return tuple(placed)
 
 
+# Top-level names a wheel may carry besides its own package (nvidia-ml-py's
+# example.py beside pynvml.py): never the import that checks the project.
+STRAY_TOP_LEVEL = frozenset({
+    "bench", "benchmark", "benchmarks", "conftest", "demo", "demos", "doc", "docs",
+    "example", "examples", "sample", "samples", "script", "scripts", "setup", "test",
+    "testing", "tests",
+})
+
+
 def modulename(pkg: LockedPackage, top_level: tuple[str, ...]) -> tuple[str | None, str]:
-    """The name to import as a check, or None and the reason there is none."""
+    """The name to import as a check, or None and the reason there is none:
+    the top-level name that belongs to the project (its own name, else the
+    public name most like it), never a stray one such as example or tests."""
     if pkg.name in IMPORT_EXEMPT:
         return None, IMPORT_EXEMPT[pkg.name]
     if not top_level:
@@ -129,8 +141,18 @@ def modulename(pkg: LockedPackage, top_level: tuple[str, ...]) -> tuple[str | No
     wanted = pkg.name.replace("-", "_")
     if wanted in top_level:
         return wanted, ""
-    public = [n for n in top_level if not n.startswith("_")]
-    return (public or list(top_level))[0], ""
+    own = [n for n in top_level if n.lower() not in STRAY_TOP_LEVEL]
+    if not own:
+        return None, f"the wheel installs only {', '.join(top_level)}, none of them its own package"
+    public = [n for n in own if not n.startswith("_")] or own
+    return max(public, key=lambda n: (_likeness(pkg.name, n), -public.index(n))), ""
+
+
+def _likeness(project: str, module: str) -> float:
+    """How much a top-level name looks like the project's name, 0 to 1."""
+    def letters(text: str) -> str:
+        return "".join(c for c in text.lower() if c.isalnum())
+    return difflib.SequenceMatcher(None, letters(project), letters(module)).ratio()
 
 
 def render(stack: Stack, lock: Lock, top_levels: dict[str, tuple[str, ...]]) -> dict[str, str]:
