@@ -123,3 +123,28 @@ def test_a_run_stops_waiting_when_a_module_failed_or_its_stackgen_is_gone(tmp_pa
         BuildStatus(tmp_path).wait_for(["ipyparallel/1"], alive=lambda: False, poll=0.01)
     with pytest.raises(Exception, match="has ended"):
         BuildStatus(tmp_path / "gone").wait_for(["ipyparallel/1"], alive=lambda: True, poll=0.01)
+
+
+def test_a_long_source_extension_step_says_it_is_alive_on_the_console_and_in_the_log(
+        monkeypatch, capsys, caplog):
+    """jlpm and the node build run for a minute when caches are cold: the step
+    is named with its extension, then every HEARTBEAT seconds a line says
+    which extension is still being worked on, printed and logged."""
+    import logging
+    import time
+
+    from stackgen.site.easyblocks import labsources, sources
+
+    monkeypatch.setattr(sources, "HEARTBEAT", 0.05)
+    monkeypatch.setattr(labsources, "run_shell_cmd", lambda argv, **kw: time.sleep(0.3) or "done")
+    block = labsources.SourceExtensions()
+    block.log = logging.getLogger("test-easyblock")
+    with caplog.at_level(logging.INFO, logger="test-easyblock"):
+        assert block.run_saying("jupyterlab-tour@4.0.1: building it", "jupyterlab-tour@4.0.1: "
+                                "still building it", ["node", "build.js"]) == "done"
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "== jupyterlab-tour@4.0.1: building it"
+    still = [line for line in printed[1:] if line.startswith("== jupyterlab-tour@4.0.1: still building it (")]
+    assert len(still) >= 3 and len(still) == len(printed) - 1
+    logged = [r.getMessage() for r in caplog.records]
+    assert logged[0] == "jupyterlab-tour@4.0.1: building it" and len(logged) == len(printed)

@@ -125,6 +125,9 @@ class EasyBuild:
             "--module-naming-scheme=StackgenMNS",
             "--modules-tool=Lmod", "--module-syntax=Lua",
             "--disable-trace", "--umask=022", "--detect-loaded-modules=purge",
+            # rich's output wraps a message at 80 columns when not on a terminal,
+            # and stackgen shows only the "== " lines: one line per message
+            "--output-style=no_color",
             # wheels only: nothing is compiled or linked, so EasyBuild's RPATH
             # compiler wrappers and its RPATH check of bin/ have nothing to do
             "--disable-rpath",
