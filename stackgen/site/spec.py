@@ -22,6 +22,10 @@ from stackgen.site.yamlsrc import Source
 # Bumped when the meaning of the lock inputs changes, so old locks go stale.
 LOCK_INPUTS_VERSION = 1
 
+# A module's homepage when neither stack.yaml nor a namesake package gives one
+# (the schema documents it as stack.homepage's default).
+DEFAULT_HOMEPAGE = "https://jupyter.org/"
+
 
 @dataclass(frozen=True)
 class Pin:
@@ -45,6 +49,7 @@ class Module:
     depends: tuple[str, ...]
     pins: tuple[Pin, ...]
     source_extensions: tuple[NpmPin, ...] = ()
+    homepage: str = ""
 
     @property
     def extensions(self) -> tuple[Pin, ...]:
@@ -119,6 +124,7 @@ class Stack:
     settings: Settings = field(default_factory=Settings)
     kernels: tuple[Kernel, ...] = ()
     parallel: Parallel = field(default_factory=Parallel)
+    homepage: str = DEFAULT_HOMEPAGE
 
     @property
     def root(self) -> Path:
@@ -195,6 +201,7 @@ def _build(source: Source, path: Path) -> Stack:
         name=data["stack"]["name"],
         version=stack_version,
         description=data["stack"].get("description", ""),
+        homepage=data["stack"].get("homepage", DEFAULT_HOMEPAGE),
         base=BaseSpec(module=base["module"],
                       modulepath=tuple((root / p).resolve() for p in base.get("modulepath", []))),
         modules=tuple(modules[n] for n in _topological(modules)),
@@ -239,7 +246,7 @@ def _module(source: Source, name: str, body: dict, stack_version: str) -> Module
     return Module(name=name, version=body.get("version", stack_version),
                   description=body.get("description", ""),
                   depends=tuple(body.get("depends", [])), pins=tuple(pins),
-                  source_extensions=sources)
+                  source_extensions=sources, homepage=body.get("homepage", ""))
 
 
 def _npm_pin(source: Source, path: tuple, text: str, module: str) -> NpmPin:

@@ -255,6 +255,22 @@ class StackgenBundle(SourceExtensions, PythonBundle):
                 txt += self.module_generator.prepend_paths(PYTHONPATH, site_dir)
         return txt
 
+    def make_module_description(self):
+        """EasyBuild's help and whatis, with its "Included extensions" titled
+        for users: they are the module's Python packages (its Jupyter
+        extensions are named in the usage section, above)."""
+        generator = self.module_generator
+        section = generator._generate_section
+        title = 'Python packages (%d)' % len(self.cfg['exts_list'])
+
+        def retitled(name, text, strip=False):
+            return section(title if name == 'Included extensions' else name, text, strip=strip)
+        generator._generate_section = retitled
+        try:
+            return super().make_module_description()
+        finally:
+            del generator._generate_section
+
     def post_processing_step(self):
         """Write the site files and build the source extensions, then whatever
         PythonBundle does."""
