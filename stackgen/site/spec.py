@@ -35,6 +35,9 @@ class Pin:
     name: str            # canonical project name, e.g. "dask"
     module: str          # the stack module that asked for it
     extension: bool = False
+    # where stack.yaml names it, "stack.yaml:31:9: modules.x.packages[1]", for
+    # the errors of later stages (not part of what the pin means)
+    place: str = field(default="", compare=False)
 
     @property
     def requirement(self) -> Requirement:
@@ -270,8 +273,9 @@ def _pin(source: Source, path: tuple, text: str, module: str, extension: bool) -
     if req.url:
         raise source.error(path, f"{text!r} points at a URL; a lock must come from PyPI alone",
                            "name the package and a version specifier instead")
+    line, col = source.where(path)
     return Pin(text=str(req), name=canonicalize_name(req.name), module=module,
-               extension=extension)
+               extension=extension, place=f"{source.file}:{line}:{col}: {yamlsrc.dotted(path)}")
 
 
 def _check_depends(source: Source, modules: dict[str, Module]) -> None:
