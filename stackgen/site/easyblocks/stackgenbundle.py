@@ -18,6 +18,7 @@ import os
 import shlex
 import shutil
 import tempfile
+import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -264,7 +265,11 @@ class StackgenBundle(SourceExtensions, PythonBundle):
         title = 'Python packages (%d)' % len(self.cfg['exts_list'])
 
         def retitled(name, text, strip=False):
-            return section(title if name == 'Included extensions' else name, text, strip=strip)
+            if name != 'Included extensions':
+                return section(name, text, strip=strip)
+            # one name per place: EasyBuild's wrap splits charset-normalizer at its hyphen
+            return section(title, textwrap.fill(' '.join(text.split()), 78, break_on_hyphens=False,
+                                                break_long_words=False), strip=strip)
         generator._generate_section = retitled
         try:
             return super().make_module_description()
