@@ -256,6 +256,13 @@ class StackgenBundle(SourceExtensions, PythonBundle):
                 txt += self.module_generator.prepend_paths(PYTHONPATH, site_dir)
         return txt
 
+    def make_module_dep(self, unload_info=None):
+        """EasyBuild's load lines, after those that find the base where this
+        build found it (BuildContract.base_modulepath)."""
+        base = next((dep['full_mod_name'] for dep in self.cfg.dependencies() if dep['external_module']), '')
+        lines = payload.base_modulepath_lua(base, self.contract.base_modulepath) if base else ''
+        return lines + super().make_module_dep(unload_info=unload_info)
+
     def make_module_description(self):
         """EasyBuild's help and whatis, with its "Included extensions" titled
         for users: they are the module's Python packages (its Jupyter
@@ -281,6 +288,8 @@ class StackgenBundle(SourceExtensions, PythonBundle):
         PythonBundle does."""
         write_file(os.path.join(self.installdir, *layout.EASYCONFIG_DIGEST),
                    payload.easyconfig_digest(self.cfg.path) + '\n')
+        write_file(os.path.join(self.installdir, *layout.BASE_MODULEPATH),
+                   ''.join(p + '\n' for p in self.contract.base_modulepath.split(os.pathsep) if p))
         if self.cfg['lab_source_extensions']:
             self.build_source_extensions()
         for relpath, data in sorted(self.cfg['site_json_files'].items()):
@@ -318,14 +327,17 @@ class StackgenBundle(SourceExtensions, PythonBundle):
         """The module's `python`: a venv in the install whose etc/jupyter holds
         the server extension config of the stack's modules (`jupyter server
         extension list` never reads JUPYTER_CONFIG_PATH, and sys-prefix ranks
-        below ~/.jupyter); it sees the base through a .pth file."""
+        below ~/.jupyter); it runs on the base module loaded at run time, not
+        the one it was made with (payload.jupyter_env_files)."""
         python = shutil.which(self.python_cmd) or self.python_cmd
         run_shell_cmd([python, '-m', 'venv', '--without-pip', '--clear', env_dir], use_bash=False)
-        res = run_shell_cmd([python, '-c', 'import json, site; print(json.dumps(site.getsitepackages()))'],
-                            use_bash=False, hidden=True, split_stderr=True)
-        base_sites = json.loads(res.output.strip().splitlines()[-1])
         (pylib,) = glob.glob(os.path.join(env_dir, 'lib', 'python*', 'site-packages'))
-        write_file(os.path.join(pylib, '_stackgen_base.pth'), '\n'.join(base_sites) + '\n')
+        version = os.path.basename(os.path.dirname(pylib))[len('python'):]
+        for path, text, mode in payload.jupyter_env_files(env_dir, pylib, version,
+                                                          '%s/%s' % (self.name, self.version)):
+            remove_file(path)           # bin/pythonX.Y: the venv's link to the build's base
+            write_file(path, text)
+            os.chmod(path, mode)
         target = os.path.join(env_dir, *layout.SERVER_CONFIG_D)
         mkdir(target, parents=True)
         roots = [self.installdir] + [get_software_root(dep['name'])
@@ -333,7 +345,7 @@ class StackgenBundle(SourceExtensions, PythonBundle):
         for root in filter(None, roots):
             for path in sorted(glob.glob(os.path.join(root, *layout.SERVER_CONFIG_D, '*.json'))):
                 copy_file(path, target)
-        self.log.info("Jupyter environment %s made on %s", env_dir, ', '.join(base_sites))
+        self.log.info("Jupyter environment %s made, Python %s", env_dir, version)
 
     def install_user_command(self):
         """The user side of stackgen into libexec/stackgen, and bin/stackgen running
