@@ -107,6 +107,8 @@ def test_module_help_says_what_the_module_gives_first(built_stack):
              "Homepage: https://jupyterlab.readthedocs.io/", "Python packages ("]
     assert [lab.index(part) for part in order] == sorted(lab.index(part) for part in order), lab
     assert "Included extensions" not in text
+    packages = lab[lab.index("Python packages ("):]
+    assert not any(line.rstrip().endswith("-") for line in packages.splitlines()), packages
     assert "Homepage: https://docs.dask.org/" in text
     assert "Homepage: https://jupyter.org/" in text          # jupyter-common: the stack's
 

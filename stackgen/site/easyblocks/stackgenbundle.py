@@ -275,7 +275,7 @@ class StackgenBundle(SourceExtensions, PythonBundle):
             if name != 'Included extensions':
                 return section(name, text, strip=strip)
             # one name per place: EasyBuild's wrap splits charset-normalizer at its hyphen
-            return section(title, textwrap.fill(' '.join(text.split()), 78, break_on_hyphens=False,
+            return section(title, textwrap.fill(self.make_extension_string(), 78, break_on_hyphens=False,
                                                 break_long_words=False), strip=strip)
         generator._generate_section = retitled
         try:
