@@ -15,6 +15,7 @@ def installed(prefix: Path, module: Module, text: str) -> None:
     digest = module.installdir(prefix) / "share" / "stackgen" / "easyconfig-digest"
     digest.parent.mkdir(parents=True)
     digest.write_text("sha256:0\n")
+    (digest.parent / "base-modulepath").write_text("")
 
 
 def test_a_module_is_rebuilt_only_when_its_own_easyconfig_changed(tmp_path):
@@ -48,6 +49,21 @@ def test_an_install_without_the_digest_users_overlays_read_is_rebuilt(tmp_path):
     assert needs_build(module, tmp_path) is None
     (module.installdir(tmp_path) / "share" / "stackgen" / "easyconfig-digest").unlink()
     assert needs_build(module, tmp_path).startswith("installed by an older stackgen")
+
+
+def test_an_install_whose_module_finds_the_base_elsewhere_is_rebuilt(tmp_path):
+    """The module file puts stack.yaml's base.modulepath on MODULEPATH: another
+    one (a stack built from another checkout), or none recorded, rebuilds it."""
+    module = Module("m", "1", tmp_path / "m-1.eb")
+    module.easyconfig.write_text("x\n")
+    installed(tmp_path, module, "x\n")
+    here = (tmp_path / "checkout" / "site_modulefiles",)
+    assert needs_build(module, tmp_path, here) == "the base is found elsewhere now (base.modulepath)"
+    recorded = module.installdir(tmp_path) / "share" / "stackgen" / "base-modulepath"
+    recorded.write_text(f"{here[0]}\n")
+    assert needs_build(module, tmp_path, here) is None
+    recorded.unlink()
+    assert needs_build(module, tmp_path, here).startswith("installed by an older stackgen")
 
 
 # The order of builds (build_modules), with the eb run replaced: which module

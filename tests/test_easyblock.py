@@ -4,6 +4,7 @@ the one-process import check (the easyblock itself runs in the e2e build)."""
 from __future__ import annotations
 
 import json
+import os
 import subprocess
 import sys
 from types import SimpleNamespace
@@ -123,3 +124,62 @@ def test_a_run_stops_waiting_when_a_module_failed_or_its_stackgen_is_gone(tmp_pa
         BuildStatus(tmp_path).wait_for(["ipyparallel/1"], alive=lambda: False, poll=0.01)
     with pytest.raises(Exception, match="has ended"):
         BuildStatus(tmp_path / "gone").wait_for(["ipyparallel/1"], alive=lambda: True, poll=0.01)
+
+
+def test_a_long_source_extension_step_says_it_is_alive_on_the_console_and_in_the_log(
+        monkeypatch, capsys, caplog):
+    """jlpm and the node build run for a minute when caches are cold: the step
+    is named with its extension, then every HEARTBEAT seconds a line says
+    which extension is still being worked on, printed and logged."""
+    import logging
+    import time
+
+    from stackgen.site.easyblocks import labsources, sources
+
+    monkeypatch.setattr(sources, "HEARTBEAT", 0.05)
+    monkeypatch.setattr(labsources, "run_shell_cmd", lambda argv, **kw: time.sleep(0.3) or "done")
+    block = labsources.SourceExtensions()
+    block.log = logging.getLogger("test-easyblock")
+    with caplog.at_level(logging.INFO, logger="test-easyblock"):
+        assert block.run_saying("jupyterlab-tour@4.0.1: building it", "jupyterlab-tour@4.0.1: "
+                                "still building it", ["node", "build.js"]) == "done"
+    printed = capsys.readouterr().out.splitlines()
+    assert printed[0] == "== jupyterlab-tour@4.0.1: building it"
+    still = [line for line in printed[1:] if line.startswith("== jupyterlab-tour@4.0.1: still building it (")]
+    assert len(still) >= 3 and len(still) == len(printed) - 1
+    logged = [r.getMessage() for r in caplog.records]
+    assert logged[0] == "jupyterlab-tour@4.0.1: building it" and len(logged) == len(printed)
+
+
+def test_module_files_find_the_base_where_the_build_found_it_unless_one_is_loaded():
+    from stackgen.site.easyblocks.payload import base_modulepath_lua
+    assert base_modulepath_lua("cray-python/3.11", "") == ""       # on the system's modulepath
+    text = base_modulepath_lua("cray-python/3.11", "/c1/site_modulefiles:/c1/more")
+    assert 'if mode() ~= "load" or not isloaded("cray-python") then' in text
+    assert text.index('"/c1/site_modulefiles"') > text.index('"/c1/more"') > 0   # prepended: first wins
+    assert text.count("prepend_path(\"MODULEPATH\"") == 2 and text.rstrip().endswith("end")
+
+
+def test_the_lab_modules_python_runs_the_loaded_bases_interpreter(tmp_path):
+    """bin/python3.X of the module's venv runs STACKGEN_LOADED_BASE_PYTHON as the venv
+    (argv[0] kept), names no base of its own, and refuses to run without one."""
+    from stackgen.site.easyblocks.payload import jupyter_env_files
+    files = {os.path.basename(p): (p, text, mode)
+             for p, text, mode in jupyter_env_files(str(tmp_path / "env"), str(tmp_path / "site"),
+                                                    "3.11", "jupyterlab/1")}
+    path, text, mode = files["python3.11"]
+    assert path == str(tmp_path / "env" / "bin" / "python3.11") and mode == 0o755
+    script = tmp_path / "python3.11"
+    script.write_text(text)
+    script.chmod(0o755)
+    base = tmp_path / "base" / "bin" / "python3"
+    base.parent.mkdir(parents=True)
+    base.symlink_to(sys.executable)
+    ran = subprocess.run([str(script), "-c", "import sys; print(sys.executable, sys.argv[1:])", "x"],
+                         env={"STACKGEN_LOADED_BASE_PYTHON": str(base)}, capture_output=True, text=True)
+    assert ran.stdout.strip() == f"{script} ['x']", ran      # the venv's python, as Python sees it
+    for env in ({}, {"STACKGEN_LOADED_BASE_PYTHON": str(script)}):       # none, or itself
+        ran = subprocess.run([str(script)], env=env, capture_output=True, text=True)
+        assert ran.returncode == 127 and "module load jupyterlab/1" in ran.stderr
+    assert files["_stackgen_base.pth"][1] == "import _stackgen_base\n"
+    assert "/" not in text.replace("#!/bin/bash", "").split("exec", 1)[1].split('"')[1]

@@ -271,3 +271,17 @@ def test_run_funnel_raises_with_the_tail(tmp_path):
     assert "demo step failed (exit 3)" in text
     assert "line40" in text and "line1\n" not in text
     assert "line1" in (tmp_path / "log").read_text()
+
+
+@pytest.mark.parametrize("output, names", [
+    ("  × No solution found when resolving dependencies:\n  ╰─▶ Because no-such-pkg was not found in "
+     "the package\n      │ registry and you require no-such-pkg==1.0, we can conclude that your "
+     "requirements are unsatisfiable.", ["no-such-pkg"]),
+    ("ERROR: Could not find a version that satisfies the requirement No_Such.Pkg==1.0 (from versions: "
+     "none)\nERROR: No matching distribution found for No_Such.Pkg==1.0", ["no-such-pkg"]),
+    ("ERROR: Could not find a version that satisfies the requirement dask==1999 (from versions: "
+     "2024.1.0, 2026.8.0)", []),
+])
+def test_resolvers_words_for_a_name_with_no_release_at_all(output, names):
+    from stackgen.common.pypi import unfound_projects
+    assert unfound_projects(output) == names

@@ -167,14 +167,22 @@ def test_conflict_is_explained_and_previous_lock_kept(resolver, locked, tmp_path
     assert sorted(p.name for p in (tmp_path / "lockfiles").iterdir()) == names
 
 
-def test_unknown_package_is_named(tmp_path, reference_data):
+@pytest.mark.parametrize("resolver", ["uv", "pip-tools"])
+def test_a_name_missing_from_pypi_is_said_not_to_exist_at_its_line(resolver, tmp_path, reference_data):
+    """Not a "clashing requirement", no pip._internal exception: the name, that
+    PyPI has no such project, and where stack.yaml asks for it."""
     data = reference_data
-    bad = dict(data, modules={"x": {"packages": ["no-such-package-stackgen-test==1.0"]}})
-    write_stack(tmp_path, bad)
-    result = run_stackgen("lock", "--resolver", "uv", cwd=tmp_path)
-    assert result.returncode != 0
-    assert "no-such-package-stackgen-test" in result.stderr
-    assert "Traceback" not in result.stderr
+    bad = dict(data, modules={"x": {"packages": ["six", "no-such-package-stackgen-test==1.0"]}})
+    path = write_stack(tmp_path, bad)
+    line = next(i for i, text in enumerate(path.read_text().splitlines(), 1)
+                if "no-such-package-stackgen-test" in text)
+    result = run_stackgen("lock", "--resolver", resolver, cwd=tmp_path)
+    assert result.returncode == 2, result.stderr
+    assert (f"stack.yaml:{line}:" in result.stderr and "modules.x.packages[1]" in result.stderr
+            and "no project named no-such-package-stackgen-test exists on PyPI" in result.stderr), \
+        result.stderr
+    for wrong in ("Traceback", "pip._internal", "clash", "cannot be resolved"):
+        assert wrong not in result.stderr, result.stderr
     assert not (tmp_path / "lockfiles").exists() or not any((tmp_path / "lockfiles").iterdir())
 
 

@@ -3,6 +3,7 @@ and the committed easyconfigs as EasyBuild's own parser and style check see them
 
 from __future__ import annotations
 
+import json
 import zipfile
 
 import pytest
@@ -80,6 +81,10 @@ def test_install_order_puts_dependencies_first(stack_and_lock):
     ("jupyter-server", ("jupyter_server",), "jupyter_server"),
     ("types-python-dateutil", (), None),
     ("matplotlib-inline", ("matplotlib_inline",), None),
+    # nvidia-ml-py 13.615.71's top_level.txt: a stray example.py beside its package
+    ("nvidia-ml-py", ("example", "pynvml"), "pynvml"),
+    ("some-project", ("docs", "some_project_core", "tests"), "some_project_core"),
+    ("only-tests", ("tests",), None),
 ])
 def test_modulename_comes_from_the_wheel(name, tops, expected):
     assert modulename(pkg(name), tops)[0] == expected
@@ -98,6 +103,21 @@ def test_top_level_names_read_from_the_wheel(tmp_path):
         z.writestr("six.py", "")
         z.writestr("six-1.0.dist-info/top_level.txt", "six\n")
     assert top_level_names(single) == ("six",)
+
+
+def test_a_stray_top_level_module_is_never_the_import_check(tmp_path):
+    """nvidia-ml-py's wheel as PyPI serves it (13.615.71): example.py and
+    pynvml.py at the top, both in top_level.txt; the check imports pynvml."""
+    whl = tmp_path / "nvidia_ml_py-13.615.71-py3-none-any.whl"
+    with zipfile.ZipFile(whl, "w") as z:
+        for member in ["example.py", "pynvml.py", "nvidia_ml_py-13.615.71.dist-info/METADATA",
+                       "nvidia_ml_py-13.615.71.dist-info/WHEEL",
+                       "nvidia_ml_py-13.615.71.dist-info/RECORD"]:
+            z.writestr(member, "")
+        z.writestr("nvidia_ml_py-13.615.71.dist-info/top_level.txt", "example\npynvml\n")
+    tops = top_level_names(whl)
+    assert tops == ("example", "pynvml")
+    assert modulename(pkg("nvidia-ml-py"), tops) == ("pynvml", "")
 
 
 def test_render_is_deterministic_and_carries_the_site_settings(stack_and_lock):
@@ -163,3 +183,73 @@ def test_lab_module_describes_its_bundle_and_carries_the_user_command(stack_and_
 def test_node_pin_is_the_one_stackgen_installs(repo):
     from stackgen.common.node import NODE_WHEEL
     assert NODE_WHEEL in (repo / "requirements.txt").read_text()
+
+
+HOMEPAGES = """\
+stack: {name: demo, version: "1", description: The centre's Jupyter stack}
+base: {module: cray-python/3.11}
+modules:
+  dask: {packages: [dask]}
+  ipp: {packages: [ipyparallel], homepage: "https://ipyparallel.readthedocs.io/"}
+  lab:
+    depends: [dask, ipp]
+    packages: [jupyterlab]
+    extensions: [lab-ext]
+kernels:
+  - {name: py-one, display_name: "Python (one thread)"}
+"""
+
+
+def homepages(text, stack_and_lock):
+    stack, lock = stack_and_lock
+    (stack.root / "stack.yaml").write_text(text)
+    stack = load_stack(stack.root / "stack.yaml")
+    out = render(stack, lock, {p.name: (p.name.replace("-", "_"),) for p in lock.packages})
+    return {name: eval(ec.split("homepage = ", 1)[1].split("\n", 1)[0]) for name, ec in out.items()}, out
+
+
+def test_homepage_is_the_modules_own_else_its_namesake_package_else_the_stacks(stack_and_lock):
+    pages, _ = homepages(HOMEPAGES, stack_and_lock)
+    assert pages["ipp-1.eb"] == "https://ipyparallel.readthedocs.io/"     # its own
+    assert pages["dask-1.eb"] == "https://pypi.org/project/dask/"         # named after its package
+    assert pages["lab-1.eb"] == "https://jupyter.org/"                     # stackgen's default
+    assert pages["demo-common-1.eb"] == "https://jupyter.org/"
+    pages, _ = homepages(HOMEPAGES.replace(
+        'description: The', 'homepage: "https://docs.example.org/jupyter/", description: The'),
+        stack_and_lock)
+    assert pages["lab-1.eb"] == pages["demo-common-1.eb"] == "https://docs.example.org/jupyter/"
+    assert pages["dask-1.eb"] == "https://pypi.org/project/dask/"
+
+
+def usage_of(easyconfig: str) -> str:
+    return easyconfig.split('usage = """\n', 1)[1].split('\n"""', 1)[0]
+
+
+def test_module_help_says_what_the_module_gives_then_its_extensions(stack_and_lock):
+    _, out = homepages(HOMEPAGES, stack_and_lock)
+    lab = usage_of(out["lab-1.eb"])
+    assert lab.startswith("Part of the demo stack 1: The centre's Jupyter stack.")
+    order = ["module load lab/1 gives:", "jupyter lab", "stackgen user-overlay add",
+             "stackgen parallel start ipyparallel", "stackgen-singleuser",
+             "Kernels of the centre:", "py-one: Python (one thread)", "Jupyter extensions (1):",
+             "lab-ext 1.0"]
+    assert [lab.index(part) for part in order] == sorted(lab.index(part) for part in order)
+    assert all(len(line) < 80 for line in lab.splitlines())
+    dask = usage_of(out["dask-1.eb"])
+    assert "python3 -c 'import dask'" in dask and "Loaded by lab/1." in dask
+    common = usage_of(out["demo-common-1.eb"])
+    assert "load those instead" in common and all(len(line) < 80 for line in common.splitlines())
+
+
+def test_module_help_reads_as_easybuild_writes_it(stack_and_lock, tmp_path):
+    """EasyBuild's parser takes the usage text as it is, and the stack's
+    description appears in it; a kernel name that could end the literal early
+    is still one string."""
+    from easybuild.framework.easyconfig.parser import EasyConfigParser
+    for name in ["Python (one thread)", 'say """hi\\']:
+        _, out = homepages(HOMEPAGES.replace('"Python (one thread)"', json.dumps(name)), stack_and_lock)
+        path = tmp_path / "lab-1.eb"
+        path.write_text(out["lab-1.eb"])
+        usage = EasyConfigParser(str(path)).get_config_dict()["usage"]
+        assert f"py-one: {name}\n" in usage
+        assert usage.strip().startswith("Part of the demo stack 1: The centre's Jupyter stack.")

@@ -94,6 +94,25 @@ def test_module_whatis_lists_the_extensions(built_stack):
         assert package in result.stdout, result.stdout
 
 
+def test_module_help_says_what_the_module_gives_first(built_stack):
+    """The real `module help`: the stack, what the module gives and how to use
+    it, the extensions, and only then the packages; each module its own homepage."""
+    result = login_shell(f"module use {built_stack.prefix}/modules/all && "
+                         "module help jupyterlab dask jupyter-common 2>&1", home=built_stack.home)
+    text = result.stdout
+    lab = text[text.index('"jupyterlab/'):text.index('"dask/')]
+    order = ["JupyterLab with the centre's extensions", "Part of the jupyter stack",
+             "stackgen user-overlay add", "stackgen parallel start dask", "stackgen-singleuser",
+             "Kernels of the centre:", "Jupyter extensions (5):", "jupyterlab-tour 4.0.1",
+             "Homepage: https://jupyterlab.readthedocs.io/", "Python packages ("]
+    assert [lab.index(part) for part in order] == sorted(lab.index(part) for part in order), lab
+    assert "Included extensions" not in text
+    packages = lab[lab.index("Python packages ("):]
+    assert not any(line.rstrip().endswith("-") for line in packages.splitlines()), packages
+    assert "Homepage: https://docs.dask.org/" in text
+    assert "Homepage: https://jupyter.org/" in text          # jupyter-common: the stack's
+
+
 def test_installed_tree_is_not_writable_by_group_or_others(built_stack):
     assert writable_by_others(built_stack.prefix / "software") == []
     assert writable_by_others(built_stack.prefix / "modules") == []

@@ -30,6 +30,7 @@ DASK_CONFIG = ("etc", "dask")
 JUPYTER_ENV = ("python",)                 # the venv that is Jupyter's sys-prefix level
 USER_CODE = ("libexec", "stackgen")       # the user side of stackgen, copied in
 EASYCONFIG_DIGEST = ("share", "stackgen", "easyconfig-digest")
+BASE_MODULEPATH = ("share", "stackgen", "base-modulepath")   # where its module file finds the base
 PARALLEL_DEFAULTS = ("share", "stackgen", "parallel.json")   # stack.yaml's parallel section
 
 # In a user's data home ($XDG_DATA_HOME or ~/.local/share)

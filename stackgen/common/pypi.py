@@ -66,6 +66,23 @@ def conflict_lines(output: str) -> list[str]:
     return list(dict.fromkeys(picked))[:10]
 
 
+_NOT_FOUND = (
+    # uv: "Because X was not found in the package registry and you require X==1.0, ..."
+    re.compile(r"Because (\S+?) was not found in the package registry"),
+    # pip (pip-tools): "... requirement X==1.0 (from versions: none)"
+    re.compile(r"Could not find a version that satisfies the requirement (\S+?)(?:[<>=!~;\[ ]\S*)? "
+               r"\(from versions: none\)"),
+)
+
+
+def unfound_projects(output: str) -> list[str]:
+    """Canonical names a resolver found no release of at all: projects that may
+    not exist (pip also says so of a project with no file for the Python)."""
+    flat = re.sub(r"[\s│╰─▶]+", " ", output)      # uv wraps its sentences, with tree marks
+    names = [canonicalize_name(m.group(1)) for pattern in _NOT_FOUND for m in pattern.finditer(flat)]
+    return sorted(set(names))
+
+
 _INFO = re.compile(r"RequirementInformation\(requirement=\w+Requirement\('([^']+)'\), "
                    r"parent=(None|\w+Candidate\('([^' ]+))")
 

@@ -1,6 +1,6 @@
 """The one jinja2 environment for every generated text (easyconfigs, Lua
 footers, launchers), with StrictUndefined and one quoting filter per
-target language: py, pywrapped (easyconfigs), lua and luaparts (module
+target language: py, pywrapped, pytext (easyconfigs), lua and luaparts (module
 footers), sh (shell scripts), yaml (yarn's settings)."""
 
 from __future__ import annotations
@@ -41,6 +41,14 @@ def py_wrapped(value: str, indent: int, key: str = "'source_tmpl': ") -> str:
     return "(\n" + inner + "\n" + " " * indent + ")"
 
 
+def py_text(value: str) -> str:
+    """Text of several lines as a triple-quoted literal, readable in the
+    easyconfig; a repr when the text could end the literal early."""
+    if '"""' in value or "\\" in value or value.endswith('"'):
+        return repr(value)
+    return '"""\n' + value + '\n"""'
+
+
 def lua_string(value: str) -> str:
     """A Lua string literal (JSON's escapes are valid Lua for these values)."""
     return json.dumps(str(value))
@@ -69,6 +77,7 @@ def environment() -> jinja2.Environment:
     env.filters["py"] = py_literal
     env.filters["pyblock"] = py_literal
     env.filters["pywrapped"] = py_wrapped
+    env.filters["pytext"] = py_text
     env.filters["lua"] = lua_string
     env.filters["luaparts"] = lua_parts
     env.filters["sh"] = sh_quote

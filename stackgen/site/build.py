@@ -75,8 +75,9 @@ class Module:
         return self.installdir(prefix) / "easybuild" / self.easyconfig.name
 
 
-def needs_build(module: Module, prefix: Path) -> str | None:
-    """Why `module` must be (re)built, or None when its install is current."""
+def needs_build(module: Module, prefix: Path, base_modulepath: tuple[Path, ...] = ()) -> str | None:
+    """Why `module` must be (re)built, or None when its install is current;
+    its module file must find the base in `base_modulepath` (stack.yaml's)."""
     if not module.modulefile(prefix).exists():
         return "not installed"
     installed = module.installed_easyconfig(prefix)
@@ -86,7 +87,17 @@ def needs_build(module: Module, prefix: Path) -> str | None:
         return "its easyconfig changed"
     if not module.installdir(prefix).joinpath(*layout.EASYCONFIG_DIGEST).exists():
         return "installed by an older stackgen (no easyconfig digest for users' overlays)"
+    recorded = module.installdir(prefix).joinpath(*layout.BASE_MODULEPATH)
+    if not recorded.exists():
+        return "installed by an older stackgen (its module file does not find the base itself)"
+    if recorded.read_text() != base_modulepath_text(base_modulepath):
+        return "the base is found elsewhere now (base.modulepath)"
     return None
+
+
+def base_modulepath_text(modulepath: tuple[Path, ...]) -> str:
+    """What an install records of the base's modulepath its module file uses."""
+    return "".join(f"{p}\n" for p in modulepath)
 
 
 @dataclass(frozen=True)
@@ -125,6 +136,9 @@ class EasyBuild:
             "--module-naming-scheme=StackgenMNS",
             "--modules-tool=Lmod", "--module-syntax=Lua",
             "--disable-trace", "--umask=022", "--detect-loaded-modules=purge",
+            # rich's output wraps a message at 80 columns when not on a terminal,
+            # and stackgen shows only the "== " lines: one line per message
+            "--output-style=no_color",
             # wheels only: nothing is compiled or linked, so EasyBuild's RPATH
             # compiler wrappers and its RPATH check of bin/ have nothing to do
             "--disable-rpath",
@@ -155,6 +169,7 @@ class EasyBuild:
         return BuildContract(
             final_prefix=str(self.prefix), uv=self.uv or "", uv_cache=str(self.workdir / "uv-cache") if self.uv else "",
             base_python=str(self.base_interpreter or ""), node_bin=str(self.node_bin or ""),
+            base_modulepath=os.pathsep.join(map(str, self.modulepath)),
             yarn_cache=str(self.workdir / "yarn-cache") if lab else "")
 
     def write_metadata(self) -> None:

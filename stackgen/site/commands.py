@@ -236,7 +236,8 @@ def _build_modules(args, stack, current, base, prefix, plans, modules, wheelhous
     why) it built."""
     from stackgen.site import build as build_mod
     from stackgen.site import lmod
-    todo = [(m, why) for m in modules if (why := build_mod.needs_build(m, prefix))]
+    todo = [(m, why) for m in modules
+            if (why := build_mod.needs_build(m, prefix, stack.base.modulepath))]
     if not todo:
         progress(f"nothing to build: all {len(modules)} modules are current in {prefix}")
     else:

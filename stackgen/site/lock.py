@@ -20,7 +20,7 @@ from stackgen.site import lockfile, npm, npmresolve
 from stackgen.site.base import Base
 from stackgen.site.lockfile import Lock, LockedPackage, LockHeader
 from stackgen.site.npm import LockedNpm
-from stackgen.site.resolvers import Request, Resolved, resolve, resolver_version
+from stackgen.site.resolvers import NotOnPyPI, Request, Resolved, resolve, resolver_version
 from stackgen.site.spec import Stack
 
 log = logging.getLogger("stackgen.site.lockfile")
@@ -51,9 +51,12 @@ def make_lock(stack: Stack, base: Base, *, resolver: str = "uv",
     with scratch_folder(cache / "tmp", "lock-") as tmp:
         progress(f"resolving {len(request.requirements)} requirements with {resolver} "
                  f"for {base.identity.module} (Python {base.identity.python})")
-        resolved = [r for r in resolve(resolver, request, base, Path(tmp), cache,
-                                       heartbeat=lambda s: progress(f"still resolving ({s:.0f} s)"))
-                    if r.name not in provided]
+        try:
+            resolved = [r for r in resolve(resolver, request, base, Path(tmp), cache,
+                                           heartbeat=lambda s: progress(f"still resolving ({s:.0f} s)"))
+                        if r.name not in provided]
+        except NotOnPyPI as exc:
+            raise _not_on_pypi(stack, exc) from None
         progress(f"resolved {len(resolved)} packages; choosing each one's file for the base")
         chosen = select_files(base, resolved, Path(tmp), cache,
                               heartbeat=lambda s: progress(f"still asking pip ({s:.0f} s)"))
@@ -66,6 +69,18 @@ def make_lock(stack: Stack, base: Base, *, resolver: str = "uv",
                                                     for p in m.source_extensions})
     return Lock(header=header_for(stack, base, resolver_version(resolver)), packages=packages,
                 npm=lock_npm(stack, previous, packages, cache, progress, renew=renew))
+
+
+def _not_on_pypi(stack: Stack, exc: NotOnPyPI) -> InputError:
+    """Each requirement naming a project PyPI does not have, at its stack.yaml line."""
+    lines = []
+    for name in exc.names:
+        pins = [p for p in stack.pins if p.name == name]
+        lines += [f"{p.place}: {p.text!r}: no project named {name} exists on PyPI" for p in pins] or [
+            f"{name}, a dependency of the stack's packages, does not exist on PyPI"]
+    return InputError("\n".join(lines) + f"\n  (resolving with {exc.resolver})",
+                      "check the spelling on https://pypi.org (stackgen locks from PyPI alone); "
+                      "nothing was written")
 
 
 def lock_npm(stack: Stack, previous: Lock | None, packages: tuple[LockedPackage, ...],

@@ -6,6 +6,7 @@ import name; the text itself is in templates/.
 
 from __future__ import annotations
 
+import difflib
 import json
 from dataclasses import dataclass
 
@@ -13,6 +14,7 @@ from stackgen import __version__
 from stackgen.common import layout
 from stackgen.common.templating import environment
 from stackgen.session.daskctx import DASHBOARD_PATH
+from stackgen.site import modulehelp
 from stackgen.site.lockfile import Lock, LockedPackage
 from stackgen.site.spec import Stack
 
@@ -120,8 +122,19 @@ def _ordered(packages: list[LockedPackage]) -> tuple[LockedPackage, ...]:
     return tuple(placed)
 
 
+# Top-level names a wheel may carry besides its own package (nvidia-ml-py's
+# example.py beside pynvml.py): never the import that checks the project.
+STRAY_TOP_LEVEL = frozenset({
+    "bench", "benchmark", "benchmarks", "conftest", "demo", "demos", "doc", "docs",
+    "example", "examples", "sample", "samples", "script", "scripts", "setup", "test",
+    "testing", "tests",
+})
+
+
 def modulename(pkg: LockedPackage, top_level: tuple[str, ...]) -> tuple[str | None, str]:
-    """The name to import as a check, or None and the reason there is none."""
+    """The name to import as a check, or None and the reason there is none:
+    the top-level name that belongs to the project (its own name, else the
+    public name most like it), never a stray one such as example or tests."""
     if pkg.name in IMPORT_EXEMPT:
         return None, IMPORT_EXEMPT[pkg.name]
     if not top_level:
@@ -129,8 +142,18 @@ def modulename(pkg: LockedPackage, top_level: tuple[str, ...]) -> tuple[str | No
     wanted = pkg.name.replace("-", "_")
     if wanted in top_level:
         return wanted, ""
-    public = [n for n in top_level if not n.startswith("_")]
-    return (public or list(top_level))[0], ""
+    own = [n for n in top_level if n.lower() not in STRAY_TOP_LEVEL]
+    if not own:
+        return None, f"the wheel installs only {', '.join(top_level)}, none of them its own package"
+    public = [n for n in own if not n.startswith("_")] or own
+    return max(public, key=lambda n: (_likeness(pkg.name, n), -public.index(n))), ""
+
+
+def _likeness(project: str, module: str) -> float:
+    """How much a top-level name looks like the project's name, 0 to 1."""
+    def letters(text: str) -> str:
+        return "".join(c for c in text.lower() if c.isalnum())
+    return difflib.SequenceMatcher(None, letters(project), letters(module)).ratio()
 
 
 def render(stack: Stack, lock: Lock, top_levels: dict[str, tuple[str, ...]]) -> dict[str, str]:
@@ -159,9 +182,9 @@ def render(stack: Stack, lock: Lock, top_levels: dict[str, tuple[str, ...]]) -> 
         text = environment().get_template("easyconfig.eb.j2").render(
             easyblock=EASYBLOCK, name=mp.name, version=mp.version, stack=stack.name,
             stack_version=stack.version, lock_name=stack.lock_name,
-            homepage=f"https://pypi.org/project/{mp.packages[0].name}/" if not lab
-            else "https://jupyter.org/",
-            description=mp.description, base_module=lock.header.base_module,
+            homepage=modulehelp.homepage(stack, mp.name, names),
+            description=mp.description,
+            usage=_usage(stack, plans, mp, exts, lock), base_module=lock.header.base_module,
             depends=[{"name": n, "version": v} for n, v in mp.depends],
             site_files=site_files(stack, lab, dask), exts=exts, sources=sources,
             user_command=__version__ if lab else "", jupyter_env=layout.rel(layout.JUPYTER_ENV),
@@ -171,6 +194,25 @@ def render(stack: Stack, lock: Lock, top_levels: dict[str, tuple[str, ...]]) -> 
             footer=footer.strip())
         out[f"{mp.name}-{mp.version}.eb"] = text
     return out
+
+
+def _usage(stack: Stack, plans: list[ModulePlan], mp: ModulePlan, exts: list[Ext],
+           lock: Lock) -> str:
+    """The Usage part of the module's help (modulehelp.usage)."""
+    versions = {p.name: p.version for p in lock.packages}
+    held = {p.name for p in mp.packages}
+    extensions = [f"{p.name} {versions[p.name]}" for p in stack.pins
+                  if p.extension and p.name in held]
+    if mp.holds_jupyterlab:
+        extensions += [f"{n.name} {n.version} (built from npm)" for n in lock.npm]
+    own = {p.name for m in stack.modules if m.name == mp.name for p in m.pins}
+    return modulehelp.usage(
+        stack, f"{mp.name}/{mp.version}", lab=mp.holds_jupyterlab,
+        common=mp.name == stack.name + COMMON_SUFFIX,
+        loads=[f"{n}/{v}" for n, v in mp.depends],
+        loaded_by=[f"{o.name}/{o.version}" for o in plans if any(d == mp.name for d, _ in o.depends)],
+        imports=sorted({e.modulename for e in exts if e.name in own and e.modulename}),
+        extensions=sorted(extensions))
 
 
 def _bundle_modules(plans: list[ModulePlan], top: ModulePlan) -> list[dict]:

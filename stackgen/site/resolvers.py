@@ -11,6 +11,8 @@ import hashlib
 import logging
 import re
 import shutil
+import urllib.error
+import urllib.request
 from collections.abc import Callable
 from dataclasses import dataclass
 from importlib import metadata
@@ -19,11 +21,21 @@ from pathlib import Path
 from packaging.utils import canonicalize_name
 
 from stackgen.common.errors import CommandError, InputError, StackgenError
-from stackgen.common.pypi import INDEX_URL, conflict_lines
+from stackgen.common.pypi import INDEX_URL, conflict_lines, unfound_projects
 from stackgen.common.run import clean_env, run
 from stackgen.site.base import Base
 
 log = logging.getLogger("stackgen.site.resolvers")
+
+
+class NotOnPyPI(InputError):
+    """Requirements naming projects PyPI does not have at all; the lock stage
+    names each one's line in stack.yaml."""
+
+    def __init__(self, resolver: str, names: list[str]):
+        super().__init__(f"no project named {', '.join(names)} on PyPI ({resolver})")
+        self.resolver, self.names = resolver, names
+
 
 @dataclass(frozen=True)
 class Resolved:
@@ -95,6 +107,9 @@ def resolve(name: str, request: Request, base: Base, workdir: Path, cache: Path,
         lines = infile.read_text().splitlines()
         output = re.sub(r"-r requirements\.in \(line (\d+)\)",
                         lambda m: lines[int(m.group(1)) - 1], exc.output)
+        absent = [project for project in unfound_projects(output) if on_pypi(project) is False]
+        if absent:
+            raise NotOnPyPI(name, absent) from None
         raise explain_conflict(name, output) from None
     return parse_resolved(outfile.read_text())
 
@@ -148,6 +163,19 @@ def pip_tools_python(base: Base, cache: Path) -> Path:
         raise
     stamp.write_text(" ".join(pins) + "\n")
     return python
+
+
+def on_pypi(project: str) -> bool | None:
+    """Whether PyPI has a project of that name (None: could not ask). A
+    resolver that found no release of a name may mean no file fits the base."""
+    request = urllib.request.Request(f"{INDEX_URL}/{project}/", method="HEAD")
+    try:
+        with urllib.request.urlopen(request, timeout=20):
+            return True
+    except urllib.error.HTTPError as exc:
+        return False if exc.code == 404 else None
+    except (urllib.error.URLError, OSError):
+        return None
 
 
 def explain_conflict(resolver: str, output: str) -> StackgenError:

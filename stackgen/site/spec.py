@@ -23,6 +23,10 @@ from stackgen.site.yamlsrc import Source
 # Bumped when the meaning of the lock inputs changes, so old locks go stale.
 LOCK_INPUTS_VERSION = 1
 
+# A module's homepage when neither stack.yaml nor a namesake package gives one
+# (the schema documents it as stack.homepage's default).
+DEFAULT_HOMEPAGE = "https://jupyter.org/"
+
 
 @dataclass(frozen=True)
 class Pin:
@@ -32,6 +36,9 @@ class Pin:
     name: str            # canonical project name, e.g. "dask"
     module: str          # the stack module that asked for it
     extension: bool = False
+    # where stack.yaml names it, "stack.yaml:31:9: modules.x.packages[1]", for
+    # the errors of later stages (not part of what the pin means)
+    place: str = field(default="", compare=False)
 
     @property
     def requirement(self) -> Requirement:
@@ -46,6 +53,7 @@ class Module:
     depends: tuple[str, ...]
     pins: tuple[Pin, ...]
     source_extensions: tuple[NpmPin, ...] = ()
+    homepage: str = ""
 
     @property
     def extensions(self) -> tuple[Pin, ...]:
@@ -121,6 +129,7 @@ class Stack:
     kernels: tuple[Kernel, ...] = ()
     parallel: Parallel = field(default_factory=Parallel)
     hub: Hub | None = None            # the JupyterHub serving the stack, if the site runs one
+    homepage: str = DEFAULT_HOMEPAGE
 
     @property
     def root(self) -> Path:
@@ -197,6 +206,7 @@ def _build(source: Source, path: Path) -> Stack:
         name=data["stack"]["name"],
         version=stack_version,
         description=data["stack"].get("description", ""),
+        homepage=data["stack"].get("homepage", DEFAULT_HOMEPAGE),
         base=BaseSpec(module=base["module"],
                       modulepath=tuple((root / p).resolve() for p in base.get("modulepath", []))),
         modules=tuple(modules[n] for n in _topological(modules)),
@@ -242,7 +252,7 @@ def _module(source: Source, name: str, body: dict, stack_version: str) -> Module
     return Module(name=name, version=body.get("version", stack_version),
                   description=body.get("description", ""),
                   depends=tuple(body.get("depends", [])), pins=tuple(pins),
-                  source_extensions=sources)
+                  source_extensions=sources, homepage=body.get("homepage", ""))
 
 
 def _npm_pin(source: Source, path: tuple, text: str, module: str) -> NpmPin:
@@ -266,8 +276,9 @@ def _pin(source: Source, path: tuple, text: str, module: str, extension: bool) -
     if req.url:
         raise source.error(path, f"{text!r} points at a URL; a lock must come from PyPI alone",
                            "name the package and a version specifier instead")
+    line, col = source.where(path)
     return Pin(text=str(req), name=canonicalize_name(req.name), module=module,
-               extension=extension)
+               extension=extension, place=f"{source.file}:{line}:{col}: {yamlsrc.dotted(path)}")
 
 
 def _check_depends(source: Source, modules: dict[str, Module]) -> None:

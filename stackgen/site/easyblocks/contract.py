@@ -34,6 +34,10 @@ class BuildContract:
     # the base's python: the wheels are installed from the ready step on,
     # before the base module is loaded
     base_python: str = ""
+    # stack.yaml's base.modulepath (absolute, ":"-joined): every module file
+    # puts it on MODULEPATH before it loads the base, unless a base is loaded,
+    # so `module use PREFIX/modules/all` is all a user needs
+    base_modulepath: str = ""
     # node for source-only lab extensions and yarn's cache (filled only
     # from the lock's verified tarballs: stackgen.common.labbuild)
     node_bin: str = ""

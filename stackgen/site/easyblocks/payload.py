@@ -98,3 +98,27 @@ def user_launcher(installdir):
         user_code=layout.rel(layout.USER_CODE),
         python=layout.rel((*layout.JUPYTER_ENV, *layout.BIN, 'python3')))
     return os.path.join(installdir, *layout.BIN, 'stackgen'), text, 0o755
+
+
+def base_modulepath_lua(base_module, modulepath):
+    """The module-file lines that find the base where the build found it
+    (stack.yaml's base.modulepath, ":"-joined), before it is loaded; none
+    when the base is on the system's modulepath."""
+    paths = [p for p in modulepath.split(os.pathsep) if p]
+    if not paths:
+        return ""
+    return environment().get_template("base_modulepath.lua.j2").render(
+        base=base_module, family=base_module.split("/")[0], paths=paths)
+
+
+def jupyter_env_files(env_dir, pylib, version, module):
+    """(path, text, mode) of what binds the jupyterlab module's python (a venv
+    made by the base at build time) to the base loaded at run time: its
+    bin/pythonX.Y runs the loaded base's interpreter, and a .pth file adds
+    that base's site dirs. `pylib` is the venv's site-packages."""
+    python = environment().get_template("jupyter_env_python.sh.j2").render(
+        version=version, module=module)
+    base = environment().get_template("jupyter_env_base.py.j2").render()
+    return [(os.path.join(env_dir, *layout.BIN, "python" + version), python, 0o755),
+            (os.path.join(pylib, "_stackgen_base.py"), base, 0o644),
+            (os.path.join(pylib, "_stackgen_base.pth"), "import _stackgen_base\n", 0o644)]

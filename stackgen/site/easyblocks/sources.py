@@ -5,11 +5,26 @@ and verified against the lock's digest, and the registry paths yarn asks
 for mapped to those files (stackgen.common.labbuild.LockedRegistry)."""
 
 import os
+import time
+from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
 from stackgen.common import labbuild
 from stackgen.common.download import digest_for
 from stackgen.site.npm import tarball_file
+
+HEARTBEAT = 15.0        # seconds between "still ..." lines of a long step
+
+
+def wait_saying(future, say, every=None):
+    """`future`'s result, calling `say(seconds so far)` every `every` seconds
+    (HEARTBEAT) until it is there."""
+    started = time.monotonic()
+    while True:
+        try:
+            return future.result(timeout=every or HEARTBEAT)
+        except FutureTimeout:
+            say(time.monotonic() - started)
 
 
 @dataclass(frozen=True)

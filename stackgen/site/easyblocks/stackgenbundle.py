@@ -8,17 +8,17 @@ module file, `pip check` and `pip list`, the log and easybuild/ folder.
 
 Handed to EasyBuild with --include-easyblocks; used as `easyblock =
 'StackgenBundle'` in the easyconfigs stackgen renders. Its pure parts are
-beside it (install.py, payload.py), its contract with `stackgen build` in
-contract.py.
+beside it (install.py, payload.py), its source-extension steps in
+labsources.py, its contract with `stackgen build` in contract.py.
 """
 
-import contextlib
 import glob
 import json
 import os
 import shlex
 import shutil
 import tempfile
+import textwrap
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
@@ -34,21 +34,13 @@ from easybuild.tools.modules import get_software_root
 from easybuild.tools.run import run_shell_cmd
 
 from stackgen.common import layout
-from stackgen.site.easyblocks import install, payload, sources
-from stackgen.site.easyblocks.contract import BuildContract, BuildStatus, NotBuilt
+from stackgen.site.easyblocks import install, payload
+from stackgen.site.easyblocks.contract import BuildContract, BuildStatus
+from stackgen.site.easyblocks.labsources import SourceExtensions, easybuild_errors
 
 # Commands below are argv lists run with use_bash=False: EasyBuild 5.4's
 # run_shell_cmd runs a list with use_bash=True as `bash argv[1:]`, i.e. it
 # executes the second word as a bash script.
-
-
-@contextlib.contextmanager
-def easybuild_errors():
-    """A pure part's error, raised as the EasyBuildError EasyBuild reports."""
-    try:
-        yield
-    except (ValueError, NotBuilt) as err:
-        raise EasyBuildError(str(err)) from None
 
 
 def import_checks(exts):
@@ -58,7 +50,7 @@ def import_checks(exts):
             for module in get_modulenames(ext, use_name_for_false=False)]
 
 
-class StackgenBundle(PythonBundle):
+class StackgenBundle(SourceExtensions, PythonBundle):
     """PythonBundle installed in one installer call, plus the Jupyter payload."""
 
     early_install = None       # (python, future of the install) once start_install ran
@@ -264,11 +256,40 @@ class StackgenBundle(PythonBundle):
                 txt += self.module_generator.prepend_paths(PYTHONPATH, site_dir)
         return txt
 
+    def make_module_dep(self, unload_info=None):
+        """EasyBuild's load lines, after those that find the base where this
+        build found it (BuildContract.base_modulepath)."""
+        base = next((dep['full_mod_name'] for dep in self.cfg.dependencies() if dep['external_module']), '')
+        lines = payload.base_modulepath_lua(base, self.contract.base_modulepath) if base else ''
+        return lines + super().make_module_dep(unload_info=unload_info)
+
+    def make_module_description(self):
+        """EasyBuild's help and whatis, with its "Included extensions" titled
+        for users: they are the module's Python packages (its Jupyter
+        extensions are named in the usage section, above)."""
+        generator = self.module_generator
+        section = generator._generate_section
+        title = 'Python packages (%d)' % len(self.cfg['exts_list'])
+
+        def retitled(name, text, strip=False):
+            if name != 'Included extensions':
+                return section(name, text, strip=strip)
+            # one name per place: EasyBuild's wrap splits charset-normalizer at its hyphen
+            return section(title, textwrap.fill(self.make_extension_string(), 78, break_on_hyphens=False,
+                                                break_long_words=False), strip=strip)
+        generator._generate_section = retitled
+        try:
+            return super().make_module_description()
+        finally:
+            del generator._generate_section
+
     def post_processing_step(self):
         """Write the site files and build the source extensions, then whatever
         PythonBundle does."""
         write_file(os.path.join(self.installdir, *layout.EASYCONFIG_DIGEST),
                    payload.easyconfig_digest(self.cfg.path) + '\n')
+        write_file(os.path.join(self.installdir, *layout.BASE_MODULEPATH),
+                   ''.join(p + '\n' for p in self.contract.base_modulepath.split(os.pathsep) if p))
         if self.cfg['lab_source_extensions']:
             self.build_source_extensions()
         for relpath, data in sorted(self.cfg['site_json_files'].items()):
@@ -306,14 +327,17 @@ class StackgenBundle(PythonBundle):
         """The module's `python`: a venv in the install whose etc/jupyter holds
         the server extension config of the stack's modules (`jupyter server
         extension list` never reads JUPYTER_CONFIG_PATH, and sys-prefix ranks
-        below ~/.jupyter); it sees the base through a .pth file."""
+        below ~/.jupyter); it runs on the base module loaded at run time, not
+        the one it was made with (payload.jupyter_env_files)."""
         python = shutil.which(self.python_cmd) or self.python_cmd
         run_shell_cmd([python, '-m', 'venv', '--without-pip', '--clear', env_dir], use_bash=False)
-        res = run_shell_cmd([python, '-c', 'import json, site; print(json.dumps(site.getsitepackages()))'],
-                            use_bash=False, hidden=True, split_stderr=True)
-        base_sites = json.loads(res.output.strip().splitlines()[-1])
         (pylib,) = glob.glob(os.path.join(env_dir, 'lib', 'python*', 'site-packages'))
-        write_file(os.path.join(pylib, '_stackgen_base.pth'), '\n'.join(base_sites) + '\n')
+        version = os.path.basename(os.path.dirname(pylib))[len('python'):]
+        for path, text, mode in payload.jupyter_env_files(env_dir, pylib, version,
+                                                          '%s/%s' % (self.name, self.version)):
+            remove_file(path)           # bin/pythonX.Y: the venv's link to the build's base
+            write_file(path, text)
+            os.chmod(path, mode)
         target = os.path.join(env_dir, *layout.SERVER_CONFIG_D)
         mkdir(target, parents=True)
         roots = [self.installdir] + [get_software_root(dep['name'])
@@ -321,7 +345,7 @@ class StackgenBundle(PythonBundle):
         for root in filter(None, roots):
             for path in sorted(glob.glob(os.path.join(root, *layout.SERVER_CONFIG_D, '*.json'))):
                 copy_file(path, target)
-        self.log.info("Jupyter environment %s made on %s", env_dir, ', '.join(base_sites))
+        self.log.info("Jupyter environment %s made, Python %s", env_dir, version)
 
     def install_user_command(self):
         """The user side of stackgen into libexec/stackgen, and bin/stackgen running
@@ -338,55 +362,3 @@ class StackgenBundle(PythonBundle):
         path, text, mode = payload.user_launcher(self.installdir)
         write_file(path, text)
         os.chmod(path, mode)
-
-    def build_source_extensions(self):
-        """Each source extension built as a prebuilt extension against this
-        JupyterLab's core into share/jupyter/labextensions, offline: jlpm
-        installs the locked tree (`--immutable`, its only registry one on
-        127.0.0.1 serving the verified tarballs), then the extension's own
-        builder runs. JupyterLab's app dir is its wheel's, never rebuilt."""
-        from stackgen.common import labbuild
-        roots = [self.installdir] + [get_software_root(dep['name']) for dep in self.cfg.dependencies()
-                                     if not dep['external_module']]
-        with easybuild_errors():
-            staging = sources.first_found(labbuild.staging, roots)
-            yarn_js = sources.first_found(labbuild.yarn_js, roots)
-        with open(os.path.join(staging, 'package.json')) as fh:
-            lab_version = json.load(fh)['version']
-        node_bin = self.contract.node_bin or os.path.dirname(shutil.which('node') or '')
-        node = os.path.join(node_bin, 'node')
-        if not node_bin or not os.access(node, os.X_OK):
-            raise EasyBuildError("node is needed to build source extensions and was not found")
-        target = os.path.join(self.installdir, *layout.JUPYTER_DATA, 'labextensions')
-        for entry in self.cfg['lab_source_extensions']:
-            self.build_source_extension(entry, staging, yarn_js, node, lab_version, target)
-
-    def build_source_extension(self, entry, staging, yarn_js, node, lab_version, target):
-        from stackgen.common import labbuild
-        tarball = self.obtain_file(entry['tarball'], no_download=True)
-        yarn_lock = self.obtain_file(entry['yarn_lock'][0], no_download=True)
-        with easybuild_errors():
-            src = sources.source_build(entry, tarball, yarn_lock)
-        folder = os.path.join(self.builddir, 'stackgen-source', entry['tarball'][:-len('.tgz')])
-        env = dict(os.environ, **labbuild.node_environment(
-            os.path.dirname(node), os.path.dirname(folder), os.environ.get('PATH', ''),
-            yarn_cache=self.contract.yarn_cache or None))
-        with labbuild.LockedRegistry(src.registry) as registry:
-            with easybuild_errors():
-                package = labbuild.prepare(src.tarball, folder, lab_version, registry.url,
-                                           yarn_lock=src.yarn_lock)
-            print_msg("%s: installing its %d locked npm packages offline (jlpm install --immutable)"
-                      % (src.text, len(src.registry)), log=self.log)
-            run_shell_cmd(labbuild.install_argv(node, yarn_js, immutable=True), use_bash=False,
-                          work_dir=folder, env=env)
-        print_msg("%s: building it as a prebuilt extension against JupyterLab %s's core"
-                  % (src.text, lab_version), log=self.log)
-        run_shell_cmd(labbuild.build_argv(node, staging), use_bash=False, work_dir=folder, env=env)
-        with easybuild_errors():
-            done = labbuild.install_built(
-                folder, package, target, "Built by stackgen from stack.yaml's source_extensions: "
-                "remove it there and rebuild the stack")
-        labbuild.drop_build_leftovers(folder)
-        self.log.info("Installed source extension %s as %s (%d npm packages served, %d asked for)",
-                      src.text, done, len(src.registry), len(registry.asked))
-
