@@ -66,6 +66,22 @@ def test_an_install_whose_module_finds_the_base_elsewhere_is_rebuilt(tmp_path):
     assert needs_build(module, tmp_path, here).startswith("installed by an older stackgen")
 
 
+def test_an_install_whose_copy_of_stackgens_user_side_differs_is_rebuilt(tmp_path):
+    """The jupyterlab module carries the user side of stackgen (user commands,
+    the session): a stackgen whose user side changed rebuilds it, even when
+    its easyconfig (which names only stackgen's version) did not change."""
+    import stackgen
+    from stackgen.site.easyblocks import payload
+
+    module = Module("m", "1", tmp_path / "m-1.eb")
+    module.easyconfig.write_text("x\n")
+    installed(tmp_path, module, "x\n")
+    copy = module.installdir(tmp_path) / "libexec" / "stackgen" / "stackgen"
+    payload.copy_user_side(str(Path(stackgen.__file__).parent), str(copy))
+    assert needs_build(module, tmp_path) is None
+    (copy / "session" / "keeper.py").write_text("# an older session\n")
+    assert needs_build(module, tmp_path).startswith("stackgen's user side")
+
 # The order of builds (build_modules), with the eb run replaced: which module
 # starts when is pure logic; the real runs are in test_build_failures and e2e.
 

@@ -18,6 +18,7 @@ dependency) changes its easyconfig, and then it is rebuilt.
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import logging
 import os
@@ -38,6 +39,7 @@ from stackgen.common.errors import CommandError, StackgenError
 from stackgen.common.fsutil import write_atomic
 from stackgen.common.run import clean_env, run
 from stackgen.common.templating import environment
+from stackgen.site.easyblocks import payload
 from stackgen.site.easyblocks.contract import BuildContract, BuildStatus
 from stackgen.site.prefix import Staging
 
@@ -92,7 +94,16 @@ def needs_build(module: Module, prefix: Path, base_modulepath: tuple[Path, ...] 
         return "installed by an older stackgen (its module file does not find the base itself)"
     if recorded.read_text() != base_modulepath_text(base_modulepath):
         return "the base is found elsewhere now (base.modulepath)"
+    user_code = module.installdir(prefix).joinpath(*layout.USER_CODE, "stackgen")
+    if user_code.is_dir() and payload.user_side_digest(user_code) != _user_side_now():
+        return "stackgen's user side (user commands, session) changed since it was installed"
     return None
+
+
+@functools.cache
+def _user_side_now() -> str:
+    """The digest of the user side of the stackgen that builds now."""
+    return payload.user_side_digest(Path(__file__).resolve().parent.parent)
 
 
 def base_modulepath_text(modulepath: tuple[Path, ...]) -> str:

@@ -55,6 +55,25 @@ def copy_user_side(package_dir, target):
             shutil.copy2(source, os.path.join(target, entry))
 
 
+def user_side_digest(package_dir):
+    """What of the user side of the stackgen package at `package_dir` runs in
+    an install: a digest of its files' paths and bytes, bytecode left out, so
+    the copy in an install compares with the stackgen that would build it now."""
+    digest = hashlib.sha256()
+    for entry in USER_SIDE:
+        top = os.path.join(package_dir, entry)
+        files = [top] if os.path.isfile(top) else sorted(
+            os.path.join(folder, name)
+            for folder, dirs, names in os.walk(top)
+            if '__pycache__' not in folder.split(os.sep)
+            for name in names if not name.endswith('.pyc'))
+        for path in files:
+            digest.update(os.path.relpath(path, package_dir).encode() + b'\0')
+            with open(path, 'rb') as fh:
+                digest.update(hashlib.sha256(fh.read()).digest())
+    return digest.hexdigest()
+
+
 @dataclass(frozen=True)
 class Place:
     """Where a launcher finds the stack: the folder of its module files, the
