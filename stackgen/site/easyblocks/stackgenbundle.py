@@ -2,7 +2,8 @@
 verified wheels with one installer call (PythonBundle runs one pip and one
 import per package: 274 s for the reference stack's 131 wheels, measured),
 checks every import in one interpreter, and writes the Jupyter payload into
-the install: site settings, launchers, the user side, source extensions.
+the install: site settings, launchers, the user side, source extensions
+(sourceext.py).
 What EasyBuild gives is kept: fetch and sha256 checks, extensions() in the
 module file, `pip check` and `pip list`, the log and easybuild/ folder.
 
@@ -12,7 +13,6 @@ beside it (install.py, payload.py), its contract with `stackgen build` in
 contract.py.
 """
 
-import contextlib
 import glob
 import json
 import os
@@ -34,21 +34,13 @@ from easybuild.tools.modules import get_software_root
 from easybuild.tools.run import run_shell_cmd
 
 from stackgen.common import layout
-from stackgen.site.easyblocks import install, payload, sources
-from stackgen.site.easyblocks.contract import BuildContract, BuildStatus, NotBuilt
+from stackgen.site.easyblocks import install, payload
+from stackgen.site.easyblocks.contract import BuildContract, BuildStatus
+from stackgen.site.easyblocks.sourceext import SourceExtensions, easybuild_errors
 
 # Commands below are argv lists run with use_bash=False: EasyBuild 5.4's
 # run_shell_cmd runs a list with use_bash=True as `bash argv[1:]`, i.e. it
 # executes the second word as a bash script.
-
-
-@contextlib.contextmanager
-def easybuild_errors():
-    """A pure part's error, raised as the EasyBuildError EasyBuild reports."""
-    try:
-        yield
-    except (ValueError, NotBuilt) as err:
-        raise EasyBuildError(str(err)) from None
 
 
 def import_checks(exts):
@@ -58,7 +50,7 @@ def import_checks(exts):
             for module in get_modulenames(ext, use_name_for_false=False)]
 
 
-class StackgenBundle(PythonBundle):
+class StackgenBundle(SourceExtensions, PythonBundle):
     """PythonBundle installed in one installer call, plus the Jupyter payload."""
 
     early_install = None       # (python, future of the install) once start_install ran
@@ -121,6 +113,7 @@ class StackgenBundle(PythonBundle):
         loads that other eb runs are building (installing without resolving
         needs nothing of them; loading them and the sanity check do)."""
         self.start_install()
+        self.start_source_extensions()
         self.await_dependencies()
         super().check_readiness_step()
 
@@ -338,55 +331,3 @@ class StackgenBundle(PythonBundle):
         path, text, mode = payload.user_launcher(self.installdir)
         write_file(path, text)
         os.chmod(path, mode)
-
-    def build_source_extensions(self):
-        """Each source extension built as a prebuilt extension against this
-        JupyterLab's core into share/jupyter/labextensions, offline: jlpm
-        installs the locked tree (`--immutable`, its only registry one on
-        127.0.0.1 serving the verified tarballs), then the extension's own
-        builder runs. JupyterLab's app dir is its wheel's, never rebuilt."""
-        from stackgen.common import labbuild
-        roots = [self.installdir] + [get_software_root(dep['name']) for dep in self.cfg.dependencies()
-                                     if not dep['external_module']]
-        with easybuild_errors():
-            staging = sources.first_found(labbuild.staging, roots)
-            yarn_js = sources.first_found(labbuild.yarn_js, roots)
-        with open(os.path.join(staging, 'package.json')) as fh:
-            lab_version = json.load(fh)['version']
-        node_bin = self.contract.node_bin or os.path.dirname(shutil.which('node') or '')
-        node = os.path.join(node_bin, 'node')
-        if not node_bin or not os.access(node, os.X_OK):
-            raise EasyBuildError("node is needed to build source extensions and was not found")
-        target = os.path.join(self.installdir, *layout.JUPYTER_DATA, 'labextensions')
-        for entry in self.cfg['lab_source_extensions']:
-            self.build_source_extension(entry, staging, yarn_js, node, lab_version, target)
-
-    def build_source_extension(self, entry, staging, yarn_js, node, lab_version, target):
-        from stackgen.common import labbuild
-        tarball = self.obtain_file(entry['tarball'], no_download=True)
-        yarn_lock = self.obtain_file(entry['yarn_lock'][0], no_download=True)
-        with easybuild_errors():
-            src = sources.source_build(entry, tarball, yarn_lock)
-        folder = os.path.join(self.builddir, 'stackgen-source', entry['tarball'][:-len('.tgz')])
-        env = dict(os.environ, **labbuild.node_environment(
-            os.path.dirname(node), os.path.dirname(folder), os.environ.get('PATH', ''),
-            yarn_cache=self.contract.yarn_cache or None))
-        with labbuild.LockedRegistry(src.registry) as registry:
-            with easybuild_errors():
-                package = labbuild.prepare(src.tarball, folder, lab_version, registry.url,
-                                           yarn_lock=src.yarn_lock)
-            print_msg("%s: installing its %d locked npm packages offline (jlpm install --immutable)"
-                      % (src.text, len(src.registry)), log=self.log)
-            run_shell_cmd(labbuild.install_argv(node, yarn_js, immutable=True), use_bash=False,
-                          work_dir=folder, env=env)
-        print_msg("%s: building it as a prebuilt extension against JupyterLab %s's core"
-                  % (src.text, lab_version), log=self.log)
-        run_shell_cmd(labbuild.build_argv(node, staging), use_bash=False, work_dir=folder, env=env)
-        with easybuild_errors():
-            done = labbuild.install_built(
-                folder, package, target, "Built by stackgen from stack.yaml's source_extensions: "
-                "remove it there and rebuild the stack")
-        labbuild.drop_build_leftovers(folder)
-        self.log.info("Installed source extension %s as %s (%d npm packages served, %d asked for)",
-                      src.text, done, len(src.registry), len(registry.asked))
-
