@@ -1,24 +1,29 @@
-"""Build the reference stack with `stackgen build` and install the same
-wheels with one `pip install --no-deps` into a prefix, in one run.
+"""Build the reference stack with `stackgen build` against the installers
+it stands in for, the same wheels into one prefix, all in one run.
 
 stackgen builds once and then rebuilds --rounds times, each into a fresh
-prefix, with a cache of its own
-(a temporary XDG_CACHE_HOME that shares only the downloads: the verified
-wheelhouse, npm tarballs and yarn's download cache):
-  first    nothing built before: uv unpacks every wheel into its cache, and
-           node builds the JupyterLab app dir for the source extensions;
-  rebuild  the same stack again, as a site rebuilds after any change: uv
-           copies from its cache of unpacked wheels, and the app dir built
-           the first time (same JupyterLab, node and tarballs) is copied.
-Each stackgen build is timed against the mean of the pip runs just before
-and after it (this disk's speed drifts by tens of per cent within minutes),
-each time until its files are on the disk (sync before and after).
-Prints the wall time of each, their ratio to pip, and stackgen's time per
-module and per EasyBuild step (modules build side by side, so their times
-overlap: a module's run starts while the modules it loads build, installs,
-and is "waiting" until they are built; the app-dir build is in
-"postprocessing").
-pip and stackgen both compile bytecode. With --stock it also builds the
+prefix, with a cache of its own (a temporary XDG_CACHE_HOME that shares
+only the verified wheelhouse: the lock's wheels and npm tarballs):
+  first    cold caches: uv unpacks every wheel into its cache, yarn fills
+           its cache from the lock's tarballs (served offline) and node
+           builds each source extension as a prebuilt extension against
+           JupyterLab's core, into the jupyterlab module's
+           share/jupyter/labextensions; timed against one-shot
+           `pip install --no-deps` runs of the same wheels;
+  rebuild  the same stack again, as a site rebuilds after any change, caches
+           warm (uv's unpacked wheels, yarn's cache): timed against a bare
+           `uv pip install --no-deps --compile-bytecode` of the same wheels
+           into a prefix (the installer stackgen itself uses, its own cache
+           warmed once before).
+Each stackgen build is timed against the mean of the baseline runs just
+before and after it (this disk's speed drifts by tens of per cent within
+minutes), each until its files are on the disk (sync before and after).
+Prints the wall time of each, its ratio to its baseline, and stackgen's
+time per module and per EasyBuild step (modules build side by side, so
+their times overlap: a module's run starts while the modules it loads
+build, installs, and is "waiting" until they are built; the source
+extensions' build is in "postprocessing" and its own lines).
+All installers compile bytecode. With --stock it also builds the
 same easyconfigs with EasyBuild's own PythonBundle (one pip call and one
 import check per package; site files and source extensions left out, so it
 does less work), which takes minutes.
@@ -38,7 +43,7 @@ import tempfile
 import time
 from pathlib import Path
 
-from reference import DEFAULT_SPEC, Reference, pip_install_flat, reference  # noqa: E402
+from reference import DEFAULT_SPEC, Reference, pip_install_flat, reference, uv_install_flat  # noqa: E402
 
 from stackgen.common.run import run  # noqa: E402
 from stackgen.common.ui import default_cache  # noqa: E402
@@ -47,6 +52,12 @@ from stackgen.site import lmod  # noqa: E402
 from stackgen.site import render as render_mod  # noqa: E402
 
 _STEP = re.compile(r"^==> (\S+): (?!\.\.\. )(.*?)\.\.\.$")
+# StackgenBundle's lines while it builds a source extension (jlpm, then node)
+# (its jlpm install runs from the ready step on, beside the wheels' installs
+# and the wait; what is left on the critical path is the builder's run and
+# any wait for that install to end)
+_EXTENSION_LINE = re.compile(r"^==> (\S+): (\S+@\S+): (installing|building|waiting) ")
+_EXTENSION_STEP = re.compile(r"^\S+@\S+ (building|waiting)$")
 
 
 def durably(step) -> float:
@@ -59,32 +70,45 @@ def durably(step) -> float:
     return time.perf_counter() - start
 
 
-def one_shot_pip(ref: Reference, prefix: Path) -> float:
-    return durably(lambda: pip_install_flat(ref, prefix))
-
-
-# what the bench's own cache shares with the real one: downloads only
-SHARED_DOWNLOADS = ("wheelhouse", "files", "npm-published", "eb/yarn-cache")
-
-
 def own_cache(work: Path) -> Path:
-    """An XDG_CACHE_HOME whose stackgen cache links the real one's downloads."""
+    """An XDG_CACHE_HOME whose stackgen cache holds the real one's wheelhouse
+    (hard links: the build rewrites the yarn.locks in it, which another
+    checkout's build may want otherwise) and nothing else."""
     root = work / "cache"
-    for sub in SHARED_DOWNLOADS:
-        real = default_cache() / sub
-        if real.exists():
-            (root / "stackgen" / sub).parent.mkdir(parents=True, exist_ok=True)
-            (root / "stackgen" / sub).symlink_to(real)
+    real = default_cache() / "wheelhouse"
+    own = root / "stackgen" / "wheelhouse"
+    own.mkdir(parents=True)
+    for file in real.iterdir():
+        if file.is_file():
+            os.link(file, own / file.name)
     return root
 
 
-def pip_round(ref: Reference, work: Path, n: int) -> float:
-    """One timed pip baseline (every stackgen build is timed against the pip
-    runs just before and after it: the disk's speed drifts). Nothing is
-    deleted before the end: freeing blocks slows the disk for a while."""
-    seconds = one_shot_pip(ref, work / f"flat-{n}")
-    print(f"one-shot pip install      {seconds:6.1f} s  ({len(ref.wheels)} wheels into one prefix)")
-    return seconds
+class Baselines:
+    """The timed baseline installs of the run, each into a prefix of its own
+    (every stackgen build is timed against the runs just before and after
+    it: the disk's speed drifts). Nothing is deleted before the end: freeing
+    blocks slows the disk for a while."""
+
+    def __init__(self, ref: Reference, work: Path):
+        self.ref, self.work, self.count = ref, work, 0
+        self.uv_cache = work / "uv-cache"
+
+    def _prefix(self, kind: str) -> Path:
+        self.count += 1
+        return self.work / f"{kind}-{self.count}"
+
+    def pip(self) -> float:
+        seconds = durably(lambda: pip_install_flat(self.ref, self._prefix("pip")))
+        print(f"one-shot pip install       {seconds:6.1f} s  "
+              f"({len(self.ref.wheels)} wheels into one prefix)")
+        return seconds
+
+    def uv(self, label: str = "") -> float:
+        seconds = durably(lambda: uv_install_flat(self.ref, self._prefix("uv"), self.uv_cache))
+        print(f"uv pip install             {seconds:6.1f} s  "
+              f"({len(self.ref.wheels)} wheels into one prefix{label})")
+        return seconds
 
 
 def stackgen_build(spec: Path, prefix: Path,
@@ -103,20 +127,22 @@ def stackgen_build(spec: Path, prefix: Path,
     return durably(build), lines
 
 
-def report(label: str, total: float, lines: list[tuple[float, str]], pip: float) -> float:
-    """Print one build's figures; return its ratio to pip without the
-    postprocessing step (the app-dir build with node, which pip does not do;
-    it lies on the critical path, at the end of the jupyterlab module)."""
+def report(label: str, total: float, lines: list[tuple[float, str]], baseline: float,
+           against: str) -> tuple[float, float]:
+    """Print one build's figures; return its ratio to the baseline, with and
+    without the source extensions' part of the critical path (node's work,
+    which an installer does not do: the builder's run and any wait for the
+    jlpm install, in the jupyterlab module's postprocessing)."""
     steps = step_times(lines)
-    lab = sum(s for (_, step), s in steps.items() if step == "postprocessing")
-    print(f"stackgen build, {label:8s} {total:6.1f} s  ratio to pip {total / pip:.2f}x "
-          f"(app dir and site files, the postprocessing step: {lab:.1f} s; "
-          f"without it {(total - lab) / pip:.2f}x)")
+    nodejs = sum(s for (_, step), s in steps.items() if _EXTENSION_STEP.match(step))
+    print(f"stackgen build, {label:9s} {total:6.1f} s  ratio to {against} {total / baseline:.2f}x "
+          f"(source extensions on the critical path {nodejs:.1f} s; without them "
+          f"{(total - nodejs) / baseline:.2f}x)")
     for name, seconds in module_times(lines).items():
         detail = ", ".join(f"{step} {s:.1f}" for (mod, step), s in steps.items()
                            if mod == name and s >= 0.5)
         print(f"  {name:24s} {seconds:6.1f} s  ({detail})")
-    return (total - lab) / pip
+    return total / baseline, (total - nodejs) / baseline
 
 
 def module_lines(lines: list[tuple[float, str]]) -> dict[str, list[tuple[float, str]]]:
@@ -131,15 +157,22 @@ def module_lines(lines: list[tuple[float, str]]) -> dict[str, list[tuple[float, 
 
 
 def step_times(lines: list[tuple[float, str]]) -> dict[tuple[str, str], float]:
-    """(module, step) -> seconds, from each step line of a module to its next line."""
+    """(module, step) -> seconds, from each step line of a module to its next
+    line; a source extension's lines ("NAME@VERSION: installing ...",
+    "...: building ...") are steps of their own."""
     out: dict[tuple[str, str], float] = {}
     for own in module_lines(lines).values():
         for (t, line), (t_next, _) in zip(own, own[1:]):
             match = _STEP.match(line)
-            if match:
+            ext = _EXTENSION_LINE.match(line)
+            if ext:
+                key = (ext.group(1), f"{ext.group(2)} {ext.group(3)}")
+            elif match:
                 step = match.group(2)
                 key = (match.group(1), "waiting" if step.startswith("waiting for ") else step)
-                out[key] = out.get(key, 0.0) + t_next - t
+            else:
+                continue
+            out[key] = out.get(key, 0.0) + t_next - t
     return out
 
 
@@ -190,21 +223,26 @@ def main() -> int:
     work = Path(tempfile.mkdtemp(prefix="bench-build-", dir="/tmp"))
     try:
         cache = own_cache(work)
-        labels = ["first", *(f"rebuild {n}" for n in range(1, args.rounds + 1))]
-        pips = [pip_round(ref, work, 0)]
-        ratios, without_lab = [], []
-        for n, label in enumerate(labels, start=1):
+        base = Baselines(ref, work)
+        # the first build, cold, against pip
+        before = base.pip()
+        total, lines = stackgen_build(spec, work / "stack-0", cache)
+        pip = (before + base.pip()) / 2
+        first, first_nodejs = report("first", total, lines, pip, "pip")
+        # the rebuilds, caches warm, against uv with its own cache warm
+        base.uv(", its cache cold: not a baseline")
+        uvs, ratios = [base.uv()], []
+        for n in range(1, args.rounds + 1):
             total, lines = stackgen_build(spec, work / f"stack-{n}", cache)
-            pips.append(pip_round(ref, work, n))
-            pip = (pips[-2] + pips[-1]) / 2
-            without_lab.append(report(label, total, lines, pip))
-            ratios.append(total / pip)
-        print(f"ratio to pip: first build {ratios[0]:.2f}x ({without_lab[0]:.2f}x without the "
-              f"app-dir build), rebuild median of {args.rounds} "
-              f"{statistics.median(ratios[1:]):.2f}x")
+            uvs.append(base.uv())
+            ratios.append(report(f"rebuild {n}", total, lines, (uvs[-2] + uvs[-1]) / 2, "uv")[0])
+        print(f"ratio to pip: first build {first:.2f}x "
+              f"(without building the source extensions {first_nodejs:.2f}x)")
+        print(f"ratio to uv: rebuild median of {args.rounds} {statistics.median(ratios):.2f}x "
+              f"({', '.join(f'{r:.2f}x' for r in ratios)})")
         if args.stock:
             stock = stock_build(ref, work / "stock", work)
-            print(f"stock PythonBundle        {stock:6.1f} s  ratio to pip {stock / pip:.2f}x, "
+            print(f"stock PythonBundle         {stock:6.1f} s  ratio to pip {stock / pip:.2f}x, "
                   f"to stackgen's last rebuild {stock / total:.1f}x")
     finally:
         if args.keep:

@@ -1,7 +1,9 @@
 """Run with the module's Python (websocket-client is in the stack): open a
 JupyterLab in headless Chromium over the DevTools protocol, open the dask
-sidebar, and print one JSON line: what the sidebar shows and every error the
-page logged. Every wait polls the page; none sleeps a fixed time.
+sidebar, then the Help menu, and print one JSON line: what the sidebar
+shows, the Help menu's entries of the jupyterlab-tour source extension
+(its launch command) and every error the page logged. Every wait polls the
+page; none sleeps a fixed time.
 
     python browser_check.py URL TOKEN
 """
@@ -87,16 +89,21 @@ try:
     until(lambda: evaluate("!document.querySelector('#jupyterlab-splash')"), "the lab's splash screen to go")
     opened = "!document.querySelector('#dask-dashboard-launcher').classList.contains('lm-mod-hidden')"
 
-    def click_tab():
-        if evaluate(opened):
-            return True
-        at = evaluate(f"(() => {{ const t = {tab}; if (!t) return null; "
+    def click(element):
+        """A real mouse click at the middle of `element` (a JS expression),
+        when it is on the page and laid out."""
+        at = evaluate(f"(() => {{ const t = {element}; if (!t) return null; "
                       "const r = t.getBoundingClientRect(); "
                       "return r.width ? [r.x + r.width / 2, r.y + r.height / 2] : null; })()")
         if at:
             for kind in ("mouseMoved", "mousePressed", "mouseReleased"):
                 send("Input.dispatchMouseEvent", {"type": kind, "x": at[0], "y": at[1], "button": "left",
                                                   "clickCount": 1})
+
+    def click_tab():
+        if evaluate(opened):
+            return True
+        click(tab)
         return evaluate(opened)
     until(click_tab, "the dask sidebar to open")
     panels = ("Array.from(document.querySelectorAll('#dask-dashboard-launcher .dask-DashboardListing-item'))"
@@ -105,6 +112,24 @@ try:
                "return s ? [s.className, s.innerText, (s.querySelector('input') || {}).value] : null; })()")
     shown = until(lambda: evaluate(panels), "the dashboard's panels in the dask sidebar", 60,
                   describe=lambda: evaluate(sidebar))
+    # the Help menu, opened as a user does: the source extension's tours are its entries
+    help_menu = ("Array.from(document.querySelectorAll('.lm-MenuBar-item'))"
+                 ".find(i => i.textContent.trim() === 'Help')")
+    tours = ("Array.from(document.querySelectorAll("
+             "'.lm-Menu .lm-Menu-item[data-command=\"jupyterlab-tour:launch\"]'))"
+             ".map(i => i.querySelector('.lm-Menu-itemLabel').textContent)")
+
+    def open_help():
+        found = evaluate(f"(() => {{ const t = {tours}; return t.length ? t : null; }})()")
+        if not found:
+            click(help_menu)
+        return found
+    help_tours = until(open_help, "the tours in the Help menu", 60,
+                       describe=lambda: evaluate("Array.from(document.querySelectorAll("
+                                                 "'.lm-Menu .lm-Menu-itemLabel')).map(i => i.textContent)"))
+    for kind in ("keyDown", "keyUp"):       # the menu closed again
+        send("Input.dispatchKeyEvent", {"type": kind, "key": "Escape", "code": "Escape",
+                                        "windowsVirtualKeyCode": 27})
     # not a readiness wait: a short look at what the page logs once the panels are up
     settle = time.monotonic() + 3
     while time.monotonic() < settle:
@@ -113,6 +138,7 @@ try:
         "panels": shown,
         "inactive": evaluate("!!document.querySelector('#dask-dashboard-launcher .dask-DashboardListing-inactive')"),
         "url": evaluate("(document.querySelector('#dask-dashboard-launcher input') || {}).value"),
+        "help_tours": help_tours,
         "errors": errors}))
 finally:
     chromium.terminate()

@@ -134,11 +134,11 @@ def test_a_long_source_extension_step_says_it_is_alive_on_the_console_and_in_the
     import logging
     import time
 
-    from stackgen.site.easyblocks import labsources, sources
+    from stackgen.site.easyblocks import sourceext, sources
 
     monkeypatch.setattr(sources, "HEARTBEAT", 0.05)
-    monkeypatch.setattr(labsources, "run_shell_cmd", lambda argv, **kw: time.sleep(0.3) or "done")
-    block = labsources.SourceExtensions()
+    monkeypatch.setattr(sourceext, "run_shell_cmd", lambda argv, **kw: time.sleep(0.3) or "done")
+    block = sourceext.SourceExtensions()
     block.log = logging.getLogger("test-easyblock")
     with caplog.at_level(logging.INFO, logger="test-easyblock"):
         assert block.run_saying("jupyterlab-tour@4.0.1: building it", "jupyterlab-tour@4.0.1: "

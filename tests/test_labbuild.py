@@ -105,3 +105,51 @@ def test_a_package_tarball_is_extracted_inside_its_folder_only(tmp_path, monkeyp
     with tarfile.open(tarball("../escaped.json")) as tar, pytest.raises(Exception):
         safe_extract(tar, tmp_path / "out2")
     assert not (tmp_path / "escaped.json").exists()
+
+
+ENTRY = {"name": "@acme/tour", "version": "1.0.0", "tarball": "acme-tour-1.0.0.tgz",
+         "integrity": "sha512-aaaa", "yarn_lock": ("acme-tour-1.0.0.yarn.lock", "sha256:bbbb"),
+         "tree": [("b", "2.0.0", "sha512-b"), ("a", "1.0.0", "sha512-a")]}
+
+
+def test_a_build_is_kept_by_the_digest_of_every_input():
+    from stackgen.site.easyblocks.sources import build_key
+    key = build_key(ENTRY, "sha256:lab", "v20.1.0", "recipe")
+    assert key == build_key(dict(ENTRY, tree=ENTRY["tree"][::-1]), "sha256:lab", "v20.1.0", "recipe")
+    changed = [build_key(dict(ENTRY, integrity="sha512-other"), "sha256:lab", "v20.1.0", "recipe"),
+               build_key(dict(ENTRY, yarn_lock=("x", "sha256:cccc")), "sha256:lab", "v20.1.0", "recipe"),
+               build_key(dict(ENTRY, tree=[("a", "1.0.1", "sha512-a2")]), "sha256:lab", "v20.1.0", "recipe"),
+               build_key(ENTRY, "sha256:otherlab", "v20.1.0", "recipe"),
+               build_key(ENTRY, "sha256:lab", "v22.0.0", "recipe"),
+               build_key(ENTRY, "sha256:lab", "v20.1.0", "other recipe")]
+    assert len({key, *changed}) == 7
+
+
+def test_a_kept_build_is_whole_and_the_first_one_kept_wins(tmp_path):
+    from stackgen.site.easyblocks.sources import cached_build, keep_build
+    cache = tmp_path / "cache"
+    assert cached_build(str(cache), "k") is None and cached_build("", "k") is None
+    built = tmp_path / "built"
+    (built / "static").mkdir(parents=True)
+    (built / "package.json").write_text('{"name": "@acme/tour"}')
+    (built / "static" / "remoteEntry.js").write_text("first")
+    keep_build(str(cache), "k", str(built))
+    (built / "static" / "remoteEntry.js").write_text("second")
+    keep_build(str(cache), "k", str(built))
+    kept = cached_build(str(cache), "k")
+    assert (tmp_path / "cache" / "k" / "static" / "remoteEntry.js").read_text() == "first"
+    assert kept and sorted(p.name for p in cache.iterdir()) == ["k"]        # no scratch left
+    target = labbuild.install_prebuilt(kept, "@acme/tour", tmp_path / "labextensions", "how")
+    assert target == tmp_path / "labextensions" / "@acme" / "tour"
+    assert json.loads((target / "install.json").read_text())["packageName"] == "@acme/tour"
+
+
+def test_jlpm_is_read_from_the_jupyter_builder_wheel(tmp_path):
+    import zipfile
+
+    from stackgen.site.easyblocks.sources import yarn_js_from_wheel
+    wheel = tmp_path / "jupyter_builder-1.3.0-py3-none-any.whl"
+    with zipfile.ZipFile(wheel, "w") as whl:
+        whl.writestr(labbuild.YARN_JS, "// yarn")
+    path = yarn_js_from_wheel(str(wheel), str(tmp_path / "work"))
+    assert open(path).read() == "// yarn"

@@ -1,7 +1,9 @@
 """Headless Chromium (Debian's chromium) opens the lab of a session started
 by the single-user launcher with dask: the dask sidebar finds the session's
 dashboard by itself (its default URL, through the server's proxy) and shows
-its panels, not "Dashboard not connected", and the page logs no error."""
+its panels, not "Dashboard not connected"; the Help menu holds the tours of
+jupyterlab-tour, the stack's source extension (built at build time as a
+prebuilt extension), and the page logs no error."""
 
 from __future__ import annotations
 
@@ -20,7 +22,7 @@ pytestmark = [pytest.mark.slow, pytest.mark.lmod]
 CHECK = Path(__file__).resolve().parent / "browser_check.py"
 
 
-def test_the_dask_sidebar_shows_the_sessions_dashboard(built_stack):
+def test_the_lab_shows_the_sessions_dask_dashboard_and_the_source_extensions_tours(built_stack):
     if not shutil.which("chromium"):
         pytest.fail("Debian's chromium is missing: ./bootstrap env installs it")
     home = built_stack.root / "home-browser"
@@ -44,7 +46,9 @@ def test_the_dask_sidebar_shows_the_sessions_dashboard(built_stack):
         seen = last_json(ran.stdout + "\n" + ran.stderr)
     finally:
         server.stop()
+    print("the page showed:", seen)          # with -s: what the browser saw
     assert "timeout" not in seen and "failed" not in seen, seen
     assert not seen["inactive"] and "Task Stream" in seen["panels"], seen
     assert seen["url"].endswith("stackgen-dask/"), seen
+    assert "Welcome Tour" in seen["help_tours"] and "Notebook Tour" in seen["help_tours"], seen
     assert seen["errors"] == [], seen

@@ -21,6 +21,7 @@ against the yarn.lock the lock recorded.
 
 from __future__ import annotations
 
+import hashlib
 import http.server
 import json
 import os
@@ -36,6 +37,8 @@ from stackgen.common.fsutil import write_atomic
 from stackgen.common.templating import environment as templates
 
 BUILDER = "@jupyterlab/builder"
+# the stack's jlpm, in the jupyter-builder wheel and its install
+YARN_JS = "jupyter_builder/yarn.js"
 # what a package.json keeps for the build: the rest (scripts, lint and test
 # tooling in devDependencies, workspaces) is for the extension's developers
 _KEPT = ("name", "version", "main", "style", "styleModule", "types", "files", "sideEffects",
@@ -151,20 +154,38 @@ def build_argv(node: str, staging: str | os.PathLike) -> list[str]:
             "--core-path", str(staging), "."]
 
 
-def install_built(folder: Path, package: dict, labextensions: Path, how: str) -> Path:
-    """The built extension moved to `labextensions/<name>` with JupyterLab's
-    install.json (`how`: what put it there, shown by `labextension list`)."""
+def built_dir(folder: Path, package: dict) -> Path:
+    """Where the builder wrote the prebuilt extension in the work folder."""
     built = Path(folder) / output_dir(package)
     if not (built / "package.json").is_file():
         raise ValueError(f"{package.get('name')}: the builder wrote no {output_dir(package)}")
-    target = Path(labextensions).joinpath(*package["name"].split("/"))
+    return built
+
+
+def install_built(folder: Path, package: dict, labextensions: Path, how: str) -> Path:
+    """The built extension moved to `labextensions/<name>` with JupyterLab's
+    install.json (`how`: what put it there, shown by `labextension list`)."""
+    return install_prebuilt(built_dir(folder, package), package["name"], labextensions, how)
+
+
+def install_prebuilt(built: Path, name: str, labextensions: Path, how: str) -> Path:
+    """A prebuilt extension folder copied to `labextensions/<name>` with its install.json."""
+    target = Path(labextensions).joinpath(*name.split("/"))
     shutil.rmtree(target, ignore_errors=True)
     target.parent.mkdir(parents=True, exist_ok=True)
     shutil.copytree(built, target)
     write_atomic(target / "install.json", json.dumps(
-        {"packageManager": "stackgen", "packageName": package["name"],
+        {"packageManager": "stackgen", "packageName": name,
          "uninstallInstructions": how}, indent=2, sort_keys=True) + "\n")
     return target
+
+
+def recipe_digest() -> str:
+    """What stackgen does to an extension before its own builder runs (this
+    module and yarn's settings), as part of a build's inputs."""
+    digest = hashlib.sha256(Path(__file__).read_bytes())
+    digest.update(templates().loader.get_source(templates(), "yarnrc.yml.j2")[0].encode())
+    return digest.hexdigest()
 
 
 def staging(install: str | os.PathLike) -> Path:
@@ -178,7 +199,7 @@ def staging(install: str | os.PathLike) -> Path:
 
 def yarn_js(install: str | os.PathLike) -> Path:
     """The stack's jlpm (jupyter_builder's yarn.js) in an install."""
-    found = list(Path(install).glob("lib/python*/site-packages/jupyter_builder/yarn.js"))
+    found = list(Path(install).glob(f"lib/python*/site-packages/{YARN_JS}"))
     if len(found) != 1:
         raise ValueError(f"jlpm (jupyter_builder/yarn.js) not found in {install}")
     return found[0]

@@ -181,7 +181,8 @@ class EasyBuild:
             final_prefix=str(self.prefix), uv=self.uv or "", uv_cache=str(self.workdir / "uv-cache") if self.uv else "",
             base_python=str(self.base_interpreter or ""), node_bin=str(self.node_bin or ""),
             base_modulepath=os.pathsep.join(map(str, self.modulepath)),
-            yarn_cache=str(self.workdir / "yarn-cache") if lab else "")
+            yarn_cache=str(self.workdir / "yarn-cache") if lab else "",
+            lab_cache=str(self.workdir / "lab-extensions") if lab else "")
 
     def write_metadata(self) -> None:
         """EasyBuild must know the external base module is Python X.Y.Z."""

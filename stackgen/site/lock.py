@@ -38,7 +38,8 @@ def make_lock(stack: Stack, base: Base, *, resolver: str = "uv",
     _check_base_pins(stack, provided)
     previous = _previous(stack)
     upgrade = tuple(canonicalize_name(u) for u in upgrade)
-    known = set(previous.pins() if previous else ()) | {p.name for p in stack.pins}
+    npm_names = {canonicalize_name(p.name) for m in stack.modules for p in m.source_extensions}
+    known = set(previous.pins() if previous else ()) | {p.name for p in stack.pins} | npm_names
     for name in upgrade:
         if name not in known:
             raise InputError(f"--upgrade-package {name}: not in the stack or its lock",
@@ -65,8 +66,7 @@ def make_lock(stack: Stack, base: Base, *, resolver: str = "uv",
                                    file=chosen[r.name]["file"], sha256=chosen[r.name]["sha256"],
                                    url=chosen[r.name]["url"], requires=requires[r.name])
                      for r in sorted(resolved, key=lambda r: r.name))
-    renew = upgrade_all or bool(set(upgrade) & {canonicalize_name(p.name) for m in stack.modules
-                                                    for p in m.source_extensions})
+    renew = upgrade_all or bool(set(upgrade) & npm_names)
     return Lock(header=header_for(stack, base, resolver_version(resolver)), packages=packages,
                 npm=lock_npm(stack, previous, packages, cache, progress, renew=renew))
 

@@ -23,8 +23,6 @@ from stackgen.site import npm
 from stackgen.site.lockfile import LockedPackage
 from stackgen.site.npm import LockedNpm, NpmTarball
 
-YARN_JS = "jupyter_builder/yarn.js"
-
 
 def jlpm_from_wheel(builder: LockedPackage, cache: Path) -> Path:
     """The stack's jlpm: yarn.js of the locked jupyter-builder wheel,
@@ -36,7 +34,7 @@ def jlpm_from_wheel(builder: LockedPackage, cache: Path) -> Path:
         download(Wanted(builder.file, builder.url, f"sha256:{builder.sha256}",
                         f"{builder.name} {builder.version}", "stackgen lock"), folder)
         with zipfile.ZipFile(folder / builder.file) as wheel:
-            data = wheel.read(YARN_JS)
+            data = wheel.read(labbuild.YARN_JS)
         tmp = target.with_suffix(".tmp")
         tmp.write_bytes(data)
         tmp.replace(target)

@@ -42,6 +42,9 @@ class BuildContract:
     # from the lock's verified tarballs: stackgen.common.labbuild)
     node_bin: str = ""
     yarn_cache: str = ""
+    # prebuilt source extensions kept by the digest of their inputs, taken
+    # from there by every later build of the same inputs
+    lab_cache: str = ""
     # the stack modules this run waits for (built by other runs of the same
     # `stackgen build`, "name/version"), the folder of their marks, and the
     # niceness of this run's install meanwhile

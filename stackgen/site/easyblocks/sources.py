@@ -1,11 +1,17 @@
 """The source extensions of an easyconfig (`lab_source_extensions`), as
 StackgenBundle builds them, in pure parts testable without EasyBuild: each
 file the build uses found beside the extension's tarball in the sourcepath
-and verified against the lock's digest, and the registry paths yarn asks
-for mapped to those files (stackgen.common.labbuild.LockedRegistry)."""
+and verified against the lock's digest, the registry paths yarn asks
+for mapped to those files (stackgen.common.labbuild.LockedRegistry), and
+the built extensions kept across builds by the digest of their inputs."""
 
+import hashlib
+import json
 import os
+import shutil
+import tempfile
 import time
+import zipfile
 from concurrent.futures import TimeoutError as FutureTimeout
 from dataclasses import dataclass
 
@@ -82,3 +88,48 @@ def first_found(find, roots):
         except ValueError as err:
             errors.append(str(err))
     raise ValueError('; '.join(errors) or 'no install to look in')
+
+
+def build_key(entry, lab, node_version, recipe):
+    """The digest of everything a source extension's prebuilt form is made
+    from: its tarball, its locked tree and yarn.lock, the JupyterLab whose
+    core it is built against (its wheel's digest), node and stackgen's
+    recipe (labbuild.recipe_digest). Same key, same build: kept across builds."""
+    inputs = {"name": entry['name'], "version": entry['version'],
+              "integrity": entry['integrity'], "yarn_lock": list(entry['yarn_lock']),
+              "tree": sorted(map(list, entry['tree'])), "jupyterlab": lab,
+              "node": node_version, "recipe": recipe}
+    text = json.dumps(inputs, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def cached_build(cache, key):
+    """The prebuilt extension kept under `key` in the folder `cache`, or None."""
+    folder = os.path.join(cache, key) if cache else None
+    return folder if folder and os.path.isfile(os.path.join(folder, 'package.json')) else None
+
+
+def keep_build(cache, key, built):
+    """Keep the prebuilt extension `built` under `key` (whole or not at all:
+    copied beside, then renamed; a build that kept it first wins)."""
+    os.makedirs(cache, exist_ok=True)
+    scratch = tempfile.mkdtemp(prefix=f'.{key}.', dir=cache)
+    try:
+        shutil.copytree(built, os.path.join(scratch, 'x'))
+        os.rename(os.path.join(scratch, 'x'), os.path.join(cache, key))
+    except OSError:
+        if not cached_build(cache, key):
+            raise
+    finally:
+        shutil.rmtree(scratch, ignore_errors=True)
+
+
+def yarn_js_from_wheel(wheel, folder):
+    """The stack's jlpm (jupyter_builder's yarn.js) read from its verified
+    wheel into `folder`: the build can install before the wheel is."""
+    target = os.path.join(folder, 'yarn.js')
+    os.makedirs(folder, exist_ok=True)
+    with zipfile.ZipFile(wheel) as whl, open(target, 'wb') as fh:
+        fh.write(whl.read(labbuild.YARN_JS))
+    return target
+

@@ -2,14 +2,15 @@
 verified wheels with one installer call (PythonBundle runs one pip and one
 import per package: 274 s for the reference stack's 131 wheels, measured),
 checks every import in one interpreter, and writes the Jupyter payload into
-the install: site settings, launchers, the user side, source extensions.
+the install: site settings, launchers, the user side, source extensions
+(sourceext.py).
 What EasyBuild gives is kept: fetch and sha256 checks, extensions() in the
 module file, `pip check` and `pip list`, the log and easybuild/ folder.
 
 Handed to EasyBuild with --include-easyblocks; used as `easyblock =
 'StackgenBundle'` in the easyconfigs stackgen renders. Its pure parts are
 beside it (install.py, payload.py), its source-extension steps in
-labsources.py, its contract with `stackgen build` in contract.py.
+sourceext.py, its contract with `stackgen build` in contract.py.
 """
 
 import glob
@@ -36,7 +37,7 @@ from easybuild.tools.run import run_shell_cmd
 from stackgen.common import layout
 from stackgen.site.easyblocks import install, payload
 from stackgen.site.easyblocks.contract import BuildContract, BuildStatus
-from stackgen.site.easyblocks.labsources import SourceExtensions, easybuild_errors
+from stackgen.site.easyblocks.sourceext import SourceExtensions, easybuild_errors
 
 # Commands below are argv lists run with use_bash=False: EasyBuild 5.4's
 # run_shell_cmd runs a list with use_bash=True as `bash argv[1:]`, i.e. it
@@ -113,6 +114,7 @@ class StackgenBundle(SourceExtensions, PythonBundle):
         loads that other eb runs are building (installing without resolving
         needs nothing of them; loading them and the sanity check do)."""
         self.start_install()
+        self.start_source_extensions()
         self.await_dependencies()
         super().check_readiness_step()
 
