@@ -7,6 +7,7 @@ import dataclasses
 
 from stackgen.site import schema as schema_mod
 from stackgen.site import spec
+from stackgen.site.hubspec import Hub, HubPartition
 from stackgen.site.schemadoc import markdown
 
 
@@ -65,6 +66,12 @@ def test_typed_objects_match_the_schema():
     parallel = schema_mod.schema()["properties"]["parallel"]["properties"]
     assert set(parallel) == fields(spec.Parallel)
     assert {k: v["default"] for k, v in parallel.items()} == spec.Parallel().to_dict()
+    hub = schema_mod.schema()["properties"]["hub"]["properties"]
+    assert set(hub) == fields(Hub) - {"jupyterhub_at"}
+    assert {k: v["default"] for k, v in hub.items() if "default" in v} == {
+        f.name: list(f.default) if isinstance(f.default, tuple) else f.default
+        for f in dataclasses.fields(Hub) if f.default is not dataclasses.MISSING and f.name in hub}
+    assert props("hub_partition") == fields(HubPartition)
 
 
 def test_the_session_side_reads_every_parallel_default():

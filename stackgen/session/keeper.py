@@ -21,8 +21,9 @@ import signal
 import subprocess
 import sys
 import time
+from datetime import datetime
 
-from stackgen.session import autostart
+from stackgen.session import autostart, endwarning
 from stackgen.session.contexts import stop_all
 from stackgen.session.place import SESSION_DIR, USER_IPYTHONDIR, Session, session_key, state_home
 from stackgen.session.plan import options_from
@@ -110,6 +111,10 @@ def _production_defaults(session: Session, env: dict[str, str]) -> None:
 
 
 def keep(command: list[str]) -> int:
+    # Slurm's warning before the time limit would kill (Python's default)
+    def warn(signum, frame):
+        _warn_of_end(os.environ)
+    signal.signal(endwarning.SIGNAL, warn)
     session, env = session_env(dict(os.environ))
     session.prepare(env)
     _dashboard_proxy(session, env)
@@ -117,7 +122,11 @@ def keep(command: list[str]) -> int:
     os.environ.update(env)
     _subreaper()
     starters = _autostart(session, env)
+    # the server starts with it ignored (a handler is not inherited, "ignored" is)
+    # until jupyter_server installs its own, which logs the server's info
+    signal.signal(endwarning.SIGNAL, signal.SIG_IGN)
     server = subprocess.Popen(command, env=env)
+    signal.signal(endwarning.SIGNAL, warn)
     received: list[int] = []
 
     def forward(signum, frame):
@@ -129,6 +138,14 @@ def keep(command: list[str]) -> int:
     code = _wait_reaping(server)
     _finish(session, starters)
     return code
+
+
+def _warn_of_end(env: dict[str, str]) -> None:
+    """Slurm's warning before the time limit: said in the server's log, and
+    nothing stops (not passed on: the server would only log its own info)."""
+    job = env.get("SLURM_JOB_ID")
+    end = endwarning.job_end(job) if job else None
+    say(endwarning.warning_line(job, end, datetime.now()))
 
 
 def _wait_reaping(server: subprocess.Popen) -> int:

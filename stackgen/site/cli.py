@@ -98,6 +98,26 @@ def _build_commands(sub, commands) -> None:
     p.add_argument("--resolver", choices=("uv", "pip-tools"), default="uv",
                    help="resolver for --relock")
     json_option(p, "a summary")
+    _hub_command(sub)
+
+
+def _hub_command(sub) -> None:
+    from stackgen.site.hub_commands import hub_config
+    p = command(sub, "hub-config", "write the JupyterHub configuration (batchspawner, the options "
+                "form, the idle culler) from stack.yaml's hub section",
+                "stackgen hub-config -o /etc/jupyterhub --prefix /opt/apps/jupyter\n"
+                "python3 -m venv /opt/hub && /opt/hub/bin/pip install -r /etc/jupyterhub/requirements.txt\n"
+                "(cd /etc/jupyterhub && npm install)   # configurable-http-proxy, pinned\n"
+                "/opt/hub/bin/jupyterhub -f /etc/jupyterhub/jupyterhub_config.py",
+                hub_config)
+    _spec_option(p)
+    p.add_argument("-o", "--output", type=Path, required=True, metavar="DIR",
+                   help="the hub's folder: stackgen_hub_config.py, requirements.txt and package.json "
+                        "are re-made there; jupyterhub_config.py only when absent")
+    p.add_argument("--prefix", type=Path, default=None, metavar="DIR",
+                   help="where the stack is built (default: install.prefix of stack.yaml, else ./stack); "
+                        "jobs run the launcher of its lab module")
+    json_option(p, "what was written")
 
 
 def main(argv: list[str] | None = None) -> int:

@@ -13,6 +13,7 @@ from stackgen.common.ui import default_cache, emit_json, progress
 from stackgen.site import lockfile
 from stackgen.site.base import load_base
 from stackgen.site.check import stale_reasons
+from stackgen.site.hubconfig import check_versions
 from stackgen.site.lock import make_lock
 from stackgen.site.prefix import build_lock
 from stackgen.site.spec import load_stack
@@ -69,6 +70,8 @@ def lock(args: Namespace) -> int:
 def check(args: Namespace) -> int:
     stack = load_stack(args.spec)
     current = lockfile.read(stack.lock_path, _rel(stack, stack.lock_path))
+    if current is not None:
+        check_versions(stack, current)        # the hub and the stack's servers
     base = load_base(stack.base)
     reasons = stale_reasons(stack, base.identity, current)
     if args.json:
@@ -210,6 +213,7 @@ def build(args: Namespace) -> int:
     progress(f"loading the base module {stack.base.module}")
     base = load_base(stack.base)
     current = _current_lock(stack, base, relock=args.relock, resolver=args.resolver)
+    check_versions(stack, current)
     wheelhouse = _wheelhouse(args)
     render_easyconfigs(stack, current, wheelhouse)      # verifies every file first
     plans = render_mod.plan(stack, current)

@@ -16,6 +16,7 @@ from packaging.utils import canonicalize_name
 
 from stackgen.site import npm, yamlsrc
 from stackgen.site import schema as schema_mod
+from stackgen.site.hubspec import Hub, load_hub
 from stackgen.site.npm import NpmPin
 from stackgen.site.yamlsrc import Source
 
@@ -119,6 +120,7 @@ class Stack:
     settings: Settings = field(default_factory=Settings)
     kernels: tuple[Kernel, ...] = ()
     parallel: Parallel = field(default_factory=Parallel)
+    hub: Hub | None = None            # the JupyterHub serving the stack, if the site runs one
 
     @property
     def root(self) -> Path:
@@ -211,6 +213,7 @@ def _build(source: Source, path: Path) -> Stack:
                              env=tuple(sorted(k.get("env", {}).items())))
                       for k in data.get("kernels", [])),
         parallel=Parallel(**data.get("parallel", {})),
+        hub=load_hub(source, source.file),
     )
 
 

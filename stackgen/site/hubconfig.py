@@ -1,0 +1,148 @@
+"""The hub's configuration, from stack.yaml's hub section and the stack's lock:
+the generated stackgen_hub_config.py (self-contained: stackgen.site.hubform
+copied in, the site's choices as data), the site's jupyterhub_config.py
+(written once, never overwritten), and the hub environment's pins."""
+
+from __future__ import annotations
+
+import json
+import os
+import tempfile
+from dataclasses import asdict, dataclass
+from importlib import resources
+from pathlib import Path
+
+from stackgen.common import layout
+from stackgen.common.errors import InputError, SpecError
+from stackgen.common.fsutil import write_atomic
+from stackgen.common.templating import environment
+from stackgen.site import hubform
+from stackgen.site.hubspec import Hub
+from stackgen.site.lockfile import Lock
+from stackgen.site.spec import Stack
+
+GENERATED = "stackgen_hub_config.py"
+SITE_CONFIG = "jupyterhub_config.py"           # the site's: written only when absent
+REQUIREMENTS = "requirements.txt"
+PROXY_PACKAGE = "package.json"
+LAUNCHER = "stackgen-singleuser"
+
+
+def hub_of(stack: Stack) -> Hub:
+    if stack.hub is None:
+        raise InputError(f"{stack.path.name} has no hub section",
+                         "add one (see `hub:` in the reference stack.yaml and docs/stack-yaml.md)")
+    return stack.hub
+
+
+def check_versions(stack: Stack, lock: Lock) -> None:
+    """Refuse a hub whose major.minor is not the locked jupyterhub's (the
+    single-user server's): JupyterHub only warns, and then things break."""
+    hub = stack.hub
+    if hub is None:
+        return
+    file, line, col = hub.jupyterhub_at
+    locked = lock.pins().get("jupyterhub")
+    lab = _lab_module(stack)
+    if locked is None:
+        raise SpecError(file, line, col, "hub.jupyterhub",
+                        "the stack holds no jupyterhub: its servers cannot talk to this hub",
+                        f"add 'jupyterhub=={_minor(hub.jupyterhub)}.*' to the packages of module "
+                        f"{lab.name}, then run `stackgen lock`")
+    if _minor(locked) != _minor(hub.jupyterhub):
+        raise SpecError(file, line, col, "hub.jupyterhub",
+                        f"the hub runs JupyterHub {hub.jupyterhub}, but the stack's servers run "
+                        f"jupyterhub {locked} (the lock); hub and servers must share major.minor",
+                        f"run a {_minor(locked)}.x hub (hub.jupyterhub), or pin "
+                        f"'jupyterhub=={_minor(hub.jupyterhub)}.*' in module {lab.name} and run "
+                        "`stackgen lock` and `stackgen build`")
+
+
+def _minor(version: str) -> str:
+    return ".".join(version.split(".")[:2])
+
+
+def _lab_module(stack: Stack):
+    """The module holding jupyterlab: it ships the launcher."""
+    return next((m for m in stack.modules if any(p.name == "jupyterlab" for p in m.pins)),
+                stack.modules[-1])
+
+
+def launcher(stack: Stack, prefix: Path) -> Path:
+    lab = _lab_module(stack)
+    return layout.install_dir(prefix, lab.name, lab.version).joinpath(*layout.BIN, LAUNCHER)
+
+
+def site_data(stack: Stack, prefix: Path, folder: Path) -> dict:
+    """What the generated file knows of the site: the form's choices and where things are."""
+    hub = hub_of(stack)
+    return {
+        "partitions": [asdict(p) for p in hub.partitions],
+        "reservations": list(hub.reservations), "accounts": list(hub.accounts),
+        "time_warning": hub.time_warning, "idle_timeout": hub.idle_timeout,
+        "ipyparallel": hub.ipyparallel, "dask": hub.dask,
+        "dask_tasks_per_node": hub.dask_tasks_per_node,
+        "launcher": str(launcher(stack, prefix)),
+        "proxy": str(folder / "node_modules" / ".bin" / "configurable-http-proxy"),
+    }
+
+
+@dataclass(frozen=True)
+class HubFiles:
+    generated: dict[str, str]        # re-made every time
+    once: dict[str, str]             # written only when absent
+
+
+def render(stack: Stack, prefix: Path, folder: Path) -> HubFiles:
+    hub = hub_of(stack)
+    source = resources.files(hubform.__package__).joinpath("hubform.py").read_text(encoding="utf-8")
+    site = json.dumps(site_data(stack, prefix, folder), indent=1, sort_keys=True)
+    env = environment()
+    config = env.get_template(f"{GENERATED}.j2").render(
+        stack=stack.name, version=stack.version, jupyterhub=hub.jupyterhub,
+        form_source=source.strip(), site_json=site)
+    proxy_name, proxy_version = hub.proxy.rsplit("@", 1)
+    package = {"name": f"{stack.name}-hub", "private": True,
+               "description": "the hub's configurable-http-proxy (npm install here)",
+               "dependencies": {proxy_name: proxy_version}}
+    return HubFiles(
+        generated={GENERATED: config,
+                   REQUIREMENTS: "# the hub's environment: pip install -r requirements.txt\n"
+                   + "\n".join(hub.requirements()) + "\n",
+                   PROXY_PACKAGE: json.dumps(package, indent=2) + "\n"},
+        once={SITE_CONFIG: env.get_template(f"{SITE_CONFIG}.j2").render(
+            stack=stack.name, folder=str(folder))})
+
+
+def write(files: HubFiles, folder: Path) -> tuple[list[str], list[str]]:
+    """Write into `folder`, each file atomically; (written, kept) file names."""
+    written, kept = [], []
+    for name, text in files.generated.items():
+        path = folder / name
+        if not path.exists() or path.read_text(encoding="utf-8") != text:
+            write_atomic(path, text)
+        written.append(name)
+    for name, text in files.once.items():
+        if _create(folder / name, text):
+            written.append(name)
+        else:
+            kept.append(name)
+    return written, kept
+
+
+def _create(path: Path, text: str) -> bool:
+    """Write `path` whole (a temporary file, then a link) unless it exists:
+    never over a file, not even one made meanwhile."""
+    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8") as fh:
+            fh.write(text)
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o644)
+        os.link(tmp, path)
+        return True
+    except FileExistsError:
+        return False
+    finally:
+        os.unlink(tmp)
