@@ -1,0 +1,431 @@
+"""A JupyterHub for the tests, as a site runs it: from PyPI into a venv of its
+own, configurable-http-proxy from npm, the configuration `stackgen
+hub-config` writes, PAM login of a real account, servers spawned as Slurm
+jobs on the two-node test cluster (tests/slurmcluster.py) through
+batchspawner's `sudo -E -u USER sbatch`.
+
+The hub runs as root in the host's network namespace and listens on the
+cluster's bridge, so jobs on the nodes reach its API and a browser in a
+node's namespace reaches its proxy. It runs in a mount namespace of its own
+whose /etc/hosts names the nodes (what a cluster's DNS does), so the proxy
+finds a server on "n1" as sites' hubs do. It sends nothing anywhere but to the
+cluster's addresses and 127.0.0.1.
+"""
+
+from __future__ import annotations
+
+import http.cookiejar
+import json
+import os
+import pwd
+import re
+import secrets
+import shutil
+import signal
+import subprocess
+import sys
+import time
+import urllib.error
+import urllib.parse
+import urllib.request
+from dataclasses import dataclass
+from html.parser import HTMLParser
+from pathlib import Path
+
+import jinja2
+
+import slurmhost
+
+HERE = Path(__file__).resolve().parent / "hub"
+PYPI = "https://pypi.org/simple"
+NPM_REGISTRY = "https://registry.npmjs.org/"
+PATH = "/usr/sbin:/usr/bin:/sbin:/bin"
+
+
+class HubError(AssertionError):
+    pass
+
+
+# -- the test's user ---------------------------------------------------------
+
+@dataclass(frozen=True)
+class HubUser:
+    name: str
+    password: str
+
+    @property
+    def pw(self) -> pwd.struct_passwd:
+        return pwd.getpwnam(self.name)
+
+    @property
+    def uid(self) -> int:
+        return self.pw.pw_uid
+
+
+def make_user() -> HubUser:
+    """A new unprivileged account with a home and a password, for one session."""
+    user = HubUser(f"sghub-{secrets.token_hex(3)}", "Pw-" + secrets.token_urlsafe(12))
+    subprocess.run(["useradd", "--create-home", "--shell", "/bin/bash", user.name], check=True)
+    subprocess.run(["chpasswd"], input=f"{user.name}:{user.password}\n", text=True, check=True)
+    return user
+
+
+def remove_user(user: HubUser) -> None:
+    """The account and its home; its processes first, by id (there should be none)."""
+    slurmhost.end(lambda: pids_of(user.uid), 10)
+    subprocess.run(["userdel", "--remove", user.name], check=False, capture_output=True)
+
+
+def pids_of(uid: int) -> list[int]:
+    """Every process of uid on this host, in any namespace (the nodes' too)."""
+    pids = []
+    for entry in Path("/proc").iterdir():
+        if entry.name.isdigit():
+            try:
+                if entry.stat().st_uid == uid:
+                    pids.append(int(entry.name))
+            except OSError:
+                continue
+    return pids
+
+
+def processes_of(uid: int) -> list[str]:
+    found = []
+    for pid in pids_of(uid):
+        try:
+            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
+        except OSError:
+            continue
+        found.append(f"{pid}: {command.strip()}")
+    return found
+
+
+def wait_no_processes(uid: int, timeout: float = 60) -> list[str]:
+    deadline = time.monotonic() + timeout
+    while processes_of(uid) and time.monotonic() < deadline:
+        time.sleep(0.2)
+    return processes_of(uid)
+
+
+# -- the hub's software ------------------------------------------------------
+
+def clean_env(**extra: str) -> dict[str, str]:
+    """No pip, uv or npm configuration of this machine: PyPI and npm alone."""
+    env = {key: value for key, value in os.environ.items()
+           if not key.startswith(("PIP_", "UV_", "npm_config_", "NPM_"))}
+    return {**env, "PIP_CONFIG_FILE": os.devnull, "UV_NO_CONFIG": "1", **extra}
+
+
+def run(argv: list, what: str, **kwargs) -> subprocess.CompletedProcess:
+    result = subprocess.run([str(a) for a in argv], capture_output=True, text=True, **kwargs)
+    if result.returncode != 0:
+        raise HubError(f"{what}: {' '.join(map(str, argv))} exited with {result.returncode}:\n"
+                       f"{result.stdout[-2000:]}{result.stderr[-3000:]}")
+    return result
+
+
+@dataclass(frozen=True)
+class HubSoftware:
+    python: Path           # the hub venv's
+    node_bin: Path         # node for configurable-http-proxy
+
+
+def install_hub(work: Path, config_dir: Path) -> HubSoftware:
+    """The hub's venv from requirements.txt (PyPI only), and configurable-http-proxy
+    from npm into the configuration's folder (its package.json), where the
+    generated configuration looks for it."""
+    venv = work / "hub-venv"
+    uv = [sys.executable, "-m", "uv"]
+    env = clean_env()
+    run([*uv, "venv", "--no-config", "--quiet", "--python", "/usr/bin/python3", venv], "the hub's venv", env=env)
+    run([*uv, "pip", "install", "--no-config", "--quiet", "--python", venv / "bin" / "python",
+         "--index-url", PYPI, "-r", config_dir / "requirements.txt"], "the hub's packages", env=env)
+    return HubSoftware(venv / "bin" / "python", install_proxy(work, config_dir))
+
+
+def install_proxy(work: Path, config_dir: Path) -> Path:
+    """`npm install` in config_dir with stackgen's own pinned node
+    (stackgen/common/node.py), from the npm registry, with no npm configuration
+    of this machine's but its system certificate store (what Python's
+    downloads trust too). The folder holding that node and npm."""
+    from stackgen.common.node import node_folder
+
+    bin_dir = node_folder(work / "node")
+    npmrc = work / "empty-user.npmrc", work / "empty-global.npmrc"
+    for path in npmrc:
+        path.write_text("")
+    env = {"PATH": f"{bin_dir}:{PATH}", "HOME": str(work), "LANG": "C.UTF-8",
+           "npm_config_userconfig": str(npmrc[0]), "npm_config_globalconfig": str(npmrc[1]),
+           "npm_config_cache": str(work / "npm-cache"), "npm_config_update_notifier": "false"}
+    if Path("/etc/ssl/certs/ca-certificates.crt").exists():
+        env["npm_config_cafile"] = "/etc/ssl/certs/ca-certificates.crt"
+    run([bin_dir / "npm", "install", "--registry", NPM_REGISTRY, "--no-audit", "--no-fund", "--omit=dev"],
+        "configurable-http-proxy from npm", env=env, cwd=config_dir, timeout=600)
+    return bin_dir
+
+
+# -- the hub -----------------------------------------------------------------
+
+def pyrepr(value) -> str:
+    return repr(value)
+
+
+def render(template: str, **values) -> str:
+    env = jinja2.Environment(loader=jinja2.FileSystemLoader(HERE), undefined=jinja2.StrictUndefined,
+                             keep_trailing_newline=True)
+    env.filters["pyrepr"] = pyrepr
+    return env.get_template(template).render(**values)
+
+
+class Hub:
+    """`Hub(software, generated_config, cluster, user, work).start()`: JupyterHub
+    with the generated configuration and the test site's own settings."""
+
+    def __init__(self, software: HubSoftware, generated: Path, cluster, user: HubUser, work: Path):
+        self.software, self.generated, self.cluster, self.user = software, generated, cluster, user
+        self.work = work
+        self.work.mkdir(parents=True, exist_ok=True)
+        self.work.chmod(0o700)
+        address = cluster.controller_address
+        self.url = f"http://{address}:{slurmhost.free_port()}"
+        self.hub_url = f"http://{address}:{slurmhost.free_port()}"
+        self.token = secrets.token_hex(32)
+        self.proc: subprocess.Popen | None = None
+        self.log_path = work / "jupyterhub.log"
+
+    def start(self) -> Hub:
+        config = self.work / "jupyterhub_test_config.py"
+        config.write_text(render(
+            "test_site_config.py.j2", generated=str(self.generated), work=str(self.work),
+            public_url=self.url, hub_url=self.hub_url,
+            proxy_api_url=f"http://127.0.0.1:{slurmhost.free_port()}",
+            user=self.user.name, api_token=self.token, slurm_conf=str(self.cluster.conf)))
+        hosts = self.work / "hosts"
+        nodes = "".join(f"{node.address} {node.name}\n" for node in self.cluster.nodes)
+        hosts.write_text(Path("/etc/hosts").read_text() + "\n# the test cluster's nodes\n" + nodes)
+        hosts.chmod(0o644)
+        # node on PATH: the proxy's launcher is `#!/usr/bin/env node`
+        env = {"PATH": f"{self.software.node_bin}:{PATH}", "LANG": "C.UTF-8", "HOME": str(self.work),
+               "SLURM_CONF": str(self.cluster.conf)}
+        argv = ["unshare", "--mount", "--propagation", "private", "--",
+                "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts),
+                str(self.software.python), "-m", "jupyterhub", "-f", str(config), "--debug"]
+        with open(self.log_path, "wb") as log:
+            self.proc = subprocess.Popen(argv, cwd=self.work, env=env, stdin=subprocess.DEVNULL,
+                                         stdout=log, stderr=subprocess.STDOUT, start_new_session=True)
+        self.wait_up()
+        return self
+
+    def wait_up(self, timeout: float = 120) -> None:
+        deadline = time.monotonic() + timeout
+        while True:
+            if self.proc.poll() is not None:
+                raise HubError(f"jupyterhub exited with {self.proc.returncode}:\n{self.log_tail()}")
+            try:
+                if self.api("GET", "/")[0] == 200:
+                    return
+            except OSError:
+                pass
+            if time.monotonic() > deadline:
+                raise HubError(f"jupyterhub did not answer within {timeout:.0f} s:\n{self.log_tail()}")
+            time.sleep(0.2)
+
+    def log_tail(self, lines: int = 60) -> str:
+        text = self.log_path.read_text(errors="replace") if self.log_path.exists() else ""
+        return "\n".join(text.splitlines()[-lines:])
+
+    def api(self, method: str, path: str, body: dict | None = None) -> tuple[int, object]:
+        """The hub's REST API as the test's admin service: (status, JSON)."""
+        data = json.dumps(body).encode() if body is not None else None
+        request = urllib.request.Request(f"{self.url}/hub/api{path}", data=data, method=method,
+                                         headers={"Authorization": f"token {self.token}"})
+        try:
+            with urllib.request.urlopen(request, timeout=60) as response:
+                text = response.read().decode()
+                return response.status, json.loads(text) if text else None
+        except urllib.error.HTTPError as error:
+            text = error.read().decode(errors="replace")
+            try:
+                return error.code, json.loads(text)
+            except ValueError:
+                return error.code, text
+
+    def server(self, name: str) -> dict | None:
+        status, model = self.api("GET", f"/users/{name}")
+        assert status == 200, model
+        return model["servers"].get("")
+
+    def wait_ready(self, name: str, timeout: float = 300) -> dict:
+        deadline = time.monotonic() + timeout
+        while True:
+            server = self.server(name)
+            if server and server["ready"]:
+                return server
+            if not server or not server["pending"]:
+                raise HubError(f"{name}'s server is neither ready nor starting: {server}\n{self.log_tail()}")
+            if time.monotonic() > deadline:
+                raise HubError(f"{name}'s server not ready after {timeout:.0f} s\n{self.log_tail()}")
+            time.sleep(0.5)
+
+    def stop_server(self, name: str, timeout: float = 120) -> None:
+        status, model = self.api("DELETE", f"/users/{name}/server")
+        assert status in (202, 204), (status, model)
+        deadline = time.monotonic() + timeout
+        while self.server(name):
+            if time.monotonic() > deadline:
+                raise HubError(f"{name}'s server still there after {timeout:.0f} s\n{self.log_tail()}")
+            time.sleep(0.5)
+
+    def stop(self) -> None:
+        """The hub and its proxy (same session): TERM, then KILL."""
+        if self.proc and self.proc.poll() is None:
+            self.proc.send_signal(signal.SIGTERM)
+            try:
+                self.proc.wait(timeout=30)
+            except subprocess.TimeoutExpired:
+                self.proc.kill()
+                self.proc.wait()
+        if self.proc:
+            slurmhost.end(lambda: slurmhost.pids_in_pgroups([self.proc.pid]), 15)
+
+    def leftovers(self) -> list[str]:
+        return [str(pid) for pid in slurmhost.pids_in_pgroups([self.proc.pid])] if self.proc else []
+
+
+# -- a user's browser, without a browser -------------------------------------
+
+class NoRedirect(urllib.request.HTTPRedirectHandler):
+    def redirect_request(self, *args, **kwargs):
+        return None
+
+
+class WebClient:
+    """Pages of the hub as a browser gets them: cookies kept, the _xsrf token
+    sent with every form; redirects followed unless asked not to."""
+
+    def __init__(self, base: str):
+        self.base = base
+        self.jar = http.cookiejar.CookieJar()
+        cookies = urllib.request.HTTPCookieProcessor(self.jar)
+        self.opener = urllib.request.build_opener(cookies)
+        self.stay = urllib.request.build_opener(cookies, NoRedirect)
+        self.xsrf = ""
+
+    def request(self, method: str, path: str, form: dict | None = None, follow: bool = True,
+                headers: dict | None = None) -> tuple[int, str, str]:
+        """(status, final URL or Location, body)"""
+        data = None
+        headers = dict(headers or {})
+        if form is not None:
+            data = urllib.parse.urlencode({**form, "_xsrf": self.xsrf}).encode()
+            headers["Content-Type"] = "application/x-www-form-urlencoded"
+        if method != "GET" and self.xsrf:
+            headers["X-XSRFToken"] = self.xsrf
+        request = urllib.request.Request(self.base + path, data=data, method=method, headers=headers)
+        try:
+            with (self.opener if follow else self.stay).open(request, timeout=120) as response:
+                body = response.read().decode(errors="replace")
+                status, where = response.status, response.url
+        except urllib.error.HTTPError as error:
+            body = error.read().decode(errors="replace")
+            status, where = error.code, error.headers.get("Location", "")
+        self._note_xsrf(body)
+        return status, where, body
+
+    def _note_xsrf(self, body: str) -> None:
+        match = (re.search(r'name="_xsrf" value="([^"]+)"', body)
+                 or re.search(r'xsrf_token: "([^"]+)"', body))
+        if match:
+            self.xsrf = match.group(1)
+
+    def login(self, user: HubUser) -> tuple[int, str, str]:
+        status, _, page = self.request("GET", "/hub/login")
+        assert status == 200 and 'name="_xsrf"' in page, (status, page[-2000:])
+        return self.request("POST", "/hub/login", form={"username": user.name, "password": user.password},
+                            follow=False)
+
+
+def spawn_error(page: str) -> str:
+    """The message the spawn page shows after a refused form, or ''."""
+    match = re.search(r'<p class="spawn-error-msg[^"]*">(.*?)</p>', page, re.S)
+    return re.sub(r"\s+", " ", match.group(1)).strip() if match else ""
+
+
+class FormReader(HTMLParser):
+    """The spawn form's fields and what a browser would send unchanged: text and
+    number inputs their value, a checked checkbox its value, a select its
+    selected (or first) option."""
+
+    def __init__(self):
+        super().__init__()
+        self.inside, self.fields, self.defaults, self.options = False, set(), {}, {}
+        self._select = None
+
+    def handle_starttag(self, tag, attrs):
+        a = dict(attrs)
+        if tag == "form" and a.get("id") == "spawn_form":
+            self.inside = True
+        if not self.inside:
+            return
+        name = a.get("name")
+        if tag == "input" and name:
+            self.fields.add(name)
+            kind = a.get("type", "text")
+            if kind in ("checkbox", "radio"):
+                if "checked" in a:
+                    self.defaults[name] = a.get("value", "on")
+            elif kind not in ("submit", "button"):
+                self.defaults[name] = a.get("value") or ""
+        elif tag in ("select", "textarea") and name:
+            self.fields.add(name)
+            self._select = name if tag == "select" else None
+            self.options.setdefault(name, [])
+        elif tag == "option" and self._select:
+            value = a.get("value", "")
+            self.options[self._select].append(value)
+            if "selected" in a or self._select not in self.defaults:
+                self.defaults[self._select] = value
+
+    def handle_endtag(self, tag):
+        if tag == "select":
+            self._select = None
+        elif tag == "form":
+            self.inside = False
+
+
+def read_form(page: str) -> FormReader:
+    reader = FormReader()
+    reader.feed(page)
+    assert reader.fields, page[-3000:]
+    return reader
+
+
+def job_ids(cluster, user: HubUser) -> list[str]:
+    """The user's jobs squeue shows, in any state it shows."""
+    text = cluster.run(["squeue", "-h", "-u", user.name, "-o", "%i"], check=False).stdout
+    return text.split()
+
+
+def probe_job_id(cluster) -> int:
+    """Slurm's next job id, by submitting a held job and cancelling it: two probes
+    one apart mean no job was submitted between them (accounting is off on
+    the test cluster, so sacct cannot say it)."""
+    job = cluster.run(["sbatch", "--parsable", "--hold", "--job-name=stackgen-probe", "--wrap", "true"]).stdout
+    job = job.strip().split(";")[0]
+    cluster.run(["scancel", job])
+    return int(job)
+
+
+def artefacts_dir(tmp_path_factory) -> Path:
+    """Where screenshots go: $STACKGEN_TEST_ARTEFACTS, or under pytest's tmp dir."""
+    chosen = os.environ.get("STACKGEN_TEST_ARTEFACTS")
+    folder = Path(chosen) / "hub" if chosen else tmp_path_factory.mktemp("hub-artefacts")
+    folder.mkdir(parents=True, exist_ok=True)
+    return folder
+
+
+def copy_logs(user: HubUser, hub: Hub, into: Path) -> None:
+    for log in Path(user.pw.pw_dir).glob("jupyterhub_slurm*.log"):
+        shutil.copy(log, into / log.name)
+    if hub.log_path.exists():
+        shutil.copy(hub.log_path, into / "jupyterhub.log")
