@@ -166,6 +166,7 @@ def test_chromium_logs_in_spawns_and_finds_the_dask_sidebar_connected(hub, hub_u
             hub.stop_server(hub_user.name)
     assert "timeout" not in seen and "failed" not in seen, seen
     assert set(seen["fields"]) >= FIELDS, seen
+    assert seen["location"] == f"/user/{hub_user.name}/lab", seen
     assert not seen["inactive"] and "Task Stream" in seen["panels"], seen
     assert seen["errors"] == [], seen
     for name in ("login.png", "spawn.png", "lab.png"):
