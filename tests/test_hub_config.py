@@ -137,6 +137,14 @@ class Config:
         return value
 
 
+class Trait:
+    def __init__(self, default, **kw):
+        self.default = default
+
+    def tag(self, **kw):
+        return self.default
+
+
 @pytest.fixture
 def hub_stand_ins(monkeypatch):
     """jupyterhub.spawner, batchspawner and traitlets, as far as the generated file uses them."""
@@ -157,18 +165,24 @@ def hub_stand_ins(monkeypatch):
         def get_env(self):
             return {"JUPYTERHUB_API_TOKEN": "secret"}
 
+        async def run_command(self, cmd, input=None, env=None):
+            assert cmd == "scontrol show node -o n1"
+            return "NodeName=n1 Arch=x86_64 NodeAddr=10.7.0.2 NodeHostName=n1"
+
         async def start(self):
-            return await self._get_batch_script(cmd="evil", homedir="/evil")
+            self.script = await self._get_batch_script(cmd="evil", homedir="/evil")
+            return "n1", 8888
 
     modules = {"batchspawner": types.SimpleNamespace(SlurmSpawner=SlurmSpawner),
                "jupyterhub": types.ModuleType("jupyterhub"),
                "jupyterhub.spawner": types.SimpleNamespace(SpawnException=SpawnException),
-               "traitlets": types.SimpleNamespace(Dict=lambda **kw: None)}
+               "traitlets": types.SimpleNamespace(Dict=lambda **kw: None, Bool=Trait)}
     for name, module in modules.items():
         monkeypatch.setitem(sys.modules, name, module)
 
 
-def test_the_generated_configuration_runs_against_the_hubs_interfaces(stack_dir, tmp_path, hub_stand_ins):
+def test_the_generated_configuration_runs_against_the_hubs_interfaces(stack_dir, tmp_path, hub_stand_ins,
+                                                                      monkeypatch):
     import asyncio
     out = tmp_path / "hub"
     assert run_stackgen("hub-config", "-o", str(out), "--prefix", "/opt/jupyter", cwd=stack_dir).returncode == 0
@@ -189,11 +203,16 @@ def test_the_generated_configuration_runs_against_the_hubs_interfaces(stack_dir,
 
     spawner = spawner_class()
     spawner.user_options = refuse({"partition": ["test"], "nodes": ["2"], "dask": ["on"]})
-    script = asyncio.run(spawner.start())
+    assert asyncio.run(spawner.start()) == ("10.7.0.2", 8888)      # the node's NodeAddr
+    script = spawner.script
     assert "#SBATCH --nodes=2" in script and "evil" not in script
     assert script.endswith("\nexec /opt/jupyter/software/jupyterlab/2026.11/bin/stackgen-singleuser -- "
                            "batchspawner-singleuser jupyterhub-singleuser\n")
     assert spawner.get_env()["STACKGEN_DASK"] == "1"
+    monkeypatch.delenv("SLURM_CONF", raising=False)
+    assert "SLURM_CONF" not in spawner.get_env()
+    monkeypatch.setenv("SLURM_CONF", "/etc/slurm-test/slurm.conf")   # sbatch under sudo: the hub's cluster
+    assert spawner.get_env()["SLURM_CONF"] == "/etc/slurm-test/slurm.conf"
     spawner.user_options = {"partition": "test", "nodes": "2; reboot"}     # the REST API skips the form
     with pytest.raises(Exception, match="nodes: '2; reboot' is not a whole number"):
         asyncio.run(spawner.start())

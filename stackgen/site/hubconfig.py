@@ -96,11 +96,10 @@ class HubFiles:
 def render(stack: Stack, prefix: Path, folder: Path) -> HubFiles:
     hub = hub_of(stack)
     source = resources.files(hubform.__package__).joinpath("hubform.py").read_text(encoding="utf-8")
-    site = json.dumps(site_data(stack, prefix, folder), indent=1, sort_keys=True)
     env = environment()
     config = env.get_template(f"{GENERATED}.j2").render(
         stack=stack.name, version=stack.version, jupyterhub=hub.jupyterhub,
-        form_source=source.strip(), site_json=site)
+        form_source=source.strip(), site=site_data(stack, prefix, folder))
     proxy_name, proxy_version = hub.proxy.rsplit("@", 1)
     package = {"name": f"{stack.name}-hub", "private": True,
                "description": "the hub's configurable-http-proxy (npm install here)",
