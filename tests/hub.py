@@ -6,10 +6,9 @@ batchspawner's `sudo -E -u USER sbatch`.
 
 The hub runs as root in the host's network namespace and listens on the
 cluster's bridge, so jobs on the nodes reach its API and a browser in a
-node's namespace reaches its proxy. It runs in a mount namespace of its own
-whose /etc/hosts names the nodes (what a cluster's DNS does), so the proxy
-finds a server on "n1" as sites' hubs do. It sends nothing anywhere but to the
-cluster's addresses and 127.0.0.1.
+node's namespace reaches its proxy; it reaches a server at its node's
+address (the generated spawner asks scontrol for NodeAddr). It sends nothing
+anywhere but to the cluster's addresses and 127.0.0.1.
 """
 
 from __future__ import annotations
@@ -199,17 +198,12 @@ class Hub:
             "test_site_config.py.j2", generated=str(self.generated), work=str(self.work),
             public_url=self.url, hub_url=self.hub_url,
             proxy_api_url=f"http://127.0.0.1:{slurmhost.free_port()}",
-            user=self.user.name, api_token=self.token, slurm_conf=str(self.cluster.conf)))
-        hosts = self.work / "hosts"
-        nodes = "".join(f"{node.address} {node.name}\n" for node in self.cluster.nodes)
-        hosts.write_text(Path("/etc/hosts").read_text() + "\n# the test cluster's nodes\n" + nodes)
-        hosts.chmod(0o644)
-        # node on PATH: the proxy's launcher is `#!/usr/bin/env node`
+            user=self.user.name, api_token=self.token))
+        # node on PATH: the proxy's launcher is `#!/usr/bin/env node`; SLURM_CONF:
+        # the test cluster's configuration is not in the default place
         env = {"PATH": f"{self.software.node_bin}:{PATH}", "LANG": "C.UTF-8", "HOME": str(self.work),
                "SLURM_CONF": str(self.cluster.conf)}
-        argv = ["unshare", "--mount", "--propagation", "private", "--",
-                "sh", "-c", 'mount --bind "$0" /etc/hosts && exec "$@"', str(hosts),
-                str(self.software.python), "-m", "jupyterhub", "-f", str(config), "--debug"]
+        argv = [str(self.software.python), "-m", "jupyterhub", "-f", str(config), "--debug"]
         with open(self.log_path, "wb") as log:
             self.proc = subprocess.Popen(argv, cwd=self.work, env=env, stdin=subprocess.DEVNULL,
                                          stdout=log, stderr=subprocess.STDOUT, start_new_session=True)

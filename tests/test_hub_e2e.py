@@ -107,6 +107,17 @@ def test_an_answer_outside_the_choices_is_refused_and_submits_nothing(hub, hub_u
     assert not Path("/tmp/pwned").exists()
 
 
+def test_answers_through_the_rest_api_are_checked_too(hub, hub_user, slurm_cluster):
+    """The REST API skips the form: its options are checked all the same."""
+    before = hubs.probe_job_id(slurm_cluster)
+    status, reply = hub.api("POST", f"/users/{hub_user.name}/server",
+                            {"partition": "test", "nodes": "1", "account": "x;touch /tmp/pwned"})
+    assert status >= 400 and "account" in str(reply), (status, reply)
+    assert hubs.probe_job_id(slurm_cluster) == before + 1
+    assert hub.server(hub_user.name) is None
+    assert not Path("/tmp/pwned").exists()
+
+
 def test_the_form_spawns_a_two_node_job_whose_kernel_sees_both_contexts(hub, hub_user, slurm_cluster,
                                                                         built_stack, logged_in, artefacts):
     status, _, page = logged_in.request("GET", "/hub/spawn")
