@@ -49,9 +49,12 @@ def hub_user():
 
 
 @pytest.fixture(scope="module")
-def artefacts(tmp_path_factory) -> Path:
+def artefacts(tmp_path_factory, pytestconfig) -> Path:
+    """Screenshots and logs, kept: the folder is named in pytest's output."""
     folder = hubs.artefacts_dir(tmp_path_factory)
-    print(f"\nhub test artefacts (screenshots, logs): {folder}")
+    reporter = pytestconfig.pluginmanager.getplugin("terminalreporter")
+    if reporter:
+        reporter.write_line(f"\nhub test artefacts (screenshots, logs): {folder}")
     return folder
 
 
@@ -184,4 +187,3 @@ def test_chromium_logs_in_spawns_and_finds_the_dask_sidebar_connected(hub, hub_u
         assert (artefacts / name).stat().st_size > 10_000, name
     assert slurm_cluster.run(["squeue", "-h"]).stdout.strip() == ""
     assert hubs.wait_no_processes(hub_user.uid) == []
-    print(f"\nscreenshots: {', '.join(str(artefacts / n) for n in ('login.png', 'spawn.png', 'lab.png'))}")
