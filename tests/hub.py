@@ -89,14 +89,7 @@ def pids_of(uid: int) -> list[int]:
 
 
 def processes_of(uid: int) -> list[str]:
-    found = []
-    for pid in pids_of(uid):
-        try:
-            command = Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace")
-        except OSError:
-            continue
-        found.append(f"{pid}: {command.strip()}")
-    return found
+    return [f"{pid}: {command_of(pid)}" for pid in pids_of(uid)]
 
 
 def wait_no_processes(uid: int, timeout: float = 60) -> list[str]:
@@ -271,19 +264,59 @@ class Hub:
             time.sleep(0.5)
 
     def stop(self) -> None:
-        """The hub and its proxy (same session): TERM, then KILL."""
-        if self.proc and self.proc.poll() is None:
+        """The hub, then what it started in sessions of their own (the proxy, the
+        idle culler), found as its descendants before it stops: TERM, then KILL."""
+        if not self.proc:
+            return
+        self._started = descendants(self.proc.pid)
+        self.started_commands = [command_of(pid) for pid, _ in self._started]
+        if self.proc.poll() is None:
             self.proc.send_signal(signal.SIGTERM)
             try:
                 self.proc.wait(timeout=30)
             except subprocess.TimeoutExpired:
                 self.proc.kill()
                 self.proc.wait()
-        if self.proc:
-            slurmhost.end(lambda: slurmhost.pids_in_pgroups([self.proc.pid]), 15)
+        slurmhost.end(lambda: [pid for pid, _ in alive(self._started)], 15)
 
     def leftovers(self) -> list[str]:
-        return [str(pid) for pid in slurmhost.pids_in_pgroups([self.proc.pid])] if self.proc else []
+        if not self.proc:
+            return []
+        return [f"process {pid}" for pid, _ in alive(getattr(self, "_started", []))] + \
+               [f"process {pid}" for pid in slurmhost.pids_in_pgroups([self.proc.pid])]
+
+
+def _stat(pid: int) -> tuple[int, int] | None:
+    """(parent, start time) of a process, or None when it is gone."""
+    try:
+        fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    except (OSError, IndexError):
+        return None
+    return int(fields[1]), int(fields[19])
+
+
+def descendants(root: int) -> list[tuple[int, int]]:
+    """Every process below root, as (pid, start time): a pid alone could be reused."""
+    stats = {int(e.name): _stat(int(e.name)) for e in Path("/proc").iterdir() if e.name.isdigit()}
+    found, todo = [], [root]
+    while todo:
+        parent = todo.pop()
+        for pid, stat in stats.items():
+            if stat and stat[0] == parent:
+                found.append((pid, stat[1]))
+                todo.append(pid)
+    return found
+
+
+def command_of(pid: int) -> str:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().replace(b"\0", b" ").decode(errors="replace").strip()
+    except OSError:
+        return ""
+
+
+def alive(processes: list[tuple[int, int]]) -> list[tuple[int, int]]:
+    return [(pid, start) for pid, start in processes if (_stat(pid) or (0, None))[1] == start]
 
 
 # -- a user's browser, without a browser -------------------------------------

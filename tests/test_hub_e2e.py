@@ -70,6 +70,9 @@ def hub(built_stack, slurm_cluster, hub_config, hub_user, tmp_path_factory, arte
     finally:
         made.stop()
         hubs.copy_logs(hub_user, made, artefacts)
+        # the proxy and the idle culler run in sessions of their own: stop found them
+        assert any("configurable-http-proxy" in c for c in made.started_commands), made.started_commands
+        assert any("jupyterhub_idle_culler" in c for c in made.started_commands), made.started_commands
         assert made.leftovers() == []
 
 
