@@ -433,14 +433,45 @@ def job_ids(cluster, user: HubUser) -> list[str]:
     return text.split()
 
 
+SUBMIT = "_slurm_rpc_submit_batch_job: "
+
+
 def probe_job_id(cluster) -> int:
-    """Slurm's next job id, by submitting a held job and cancelling it: two probes
-    one apart mean no job was submitted between them (accounting is off on
-    the test cluster, so sacct cannot say it)."""
+    """A held job, cancelled at once: its id, Slurm's next one at that moment."""
     job = cluster.run(["sbatch", "--parsable", "--hold", "--job-name=stackgen-probe", "--wrap", "true"]).stdout
     job = job.strip().split(";")[0]
     cluster.run(["scancel", job])
     return int(job)
+
+
+def _submit_lines(cluster, job: int, timeout: float = 10) -> list[str]:
+    """slurmctld's log of submissions, up to and with job's."""
+    deadline = time.monotonic() + timeout
+    while True:
+        lines = [line for line in cluster.logs["slurmctld"].read_text(errors="replace").splitlines()
+                 if SUBMIT in line]
+        for i, line in enumerate(lines):
+            if f"{SUBMIT}JobId={job} " in line:
+                return lines[:i + 1]
+        if time.monotonic() > deadline:
+            raise HubError(f"slurmctld logged no submission of job {job}")
+        time.sleep(0.1)
+
+
+def submissions_during(cluster, action):
+    """action() between two probe jobs: (its result, every batch submission
+    slurmctld received in between). Accounting is off on the test cluster, so
+    sacct cannot say; slurmctld logs each submission, refused ones too (an
+    invalid partition takes no job id, so comparing ids alone would miss it),
+    and no other job may take an id between the probes."""
+    first = probe_job_id(cluster)
+    before = len(_submit_lines(cluster, first))
+    result = action()
+    last = probe_job_id(cluster)
+    between = _submit_lines(cluster, last)[before:-1]
+    if last - first - 1 != sum("JobId=" in line for line in between):
+        between.append(f"job ids {first + 1}..{last - 1} taken, not all logged")
+    return result, between
 
 
 def artefacts_dir(tmp_path_factory) -> Path:

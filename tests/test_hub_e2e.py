@@ -102,24 +102,25 @@ def test_an_answer_outside_the_choices_is_refused_and_submits_nothing(hub, hub_u
                                                                       change, field):
     status, _, page = logged_in.request("GET", "/hub/spawn")
     assert status == 200, page[-2000:]
-    before = hubs.probe_job_id(slurm_cluster)
-    status, where, page = logged_in.request("POST", f"/hub/spawn/{hub_user.name}",
-                                            form=answers(page, **change), follow=False)
+    form = answers(page, **change)
+    (status, where, page), submitted = hubs.submissions_during(slurm_cluster, lambda: logged_in.request(
+        "POST", f"/hub/spawn/{hub_user.name}", form=form, follow=False))
     message = hubs.spawn_error(page)
     assert message and field in message.lower(), (status, where, message, page[-3000:])
+    assert status == 400
+    assert submitted == []          # slurmctld received no submission, not even a refused one
     assert hubs.job_ids(slurm_cluster, hub_user) == []
-    assert hubs.probe_job_id(slurm_cluster) == before + 1   # no job in between, of anyone
     assert hub.server(hub_user.name) is None
     assert not Path("/tmp/pwned").exists()
 
 
 def test_answers_through_the_rest_api_are_checked_too(hub, hub_user, slurm_cluster):
     """The REST API skips the form: its options are checked all the same."""
-    before = hubs.probe_job_id(slurm_cluster)
-    status, reply = hub.api("POST", f"/users/{hub_user.name}/server",
-                            {"partition": "test", "nodes": "1", "account": "x;touch /tmp/pwned"})
-    assert status >= 400 and "account" in str(reply), (status, reply)
-    assert hubs.probe_job_id(slurm_cluster) == before + 1
+    (status, reply), submitted = hubs.submissions_during(slurm_cluster, lambda: hub.api(
+        "POST", f"/users/{hub_user.name}/server",
+        {"partition": "test", "nodes": "1", "account": "x;touch /tmp/pwned"}))
+    assert status == 400 and "account" in str(reply), (status, reply)
+    assert submitted == []
     assert hub.server(hub_user.name) is None
     assert not Path("/tmp/pwned").exists()
 
@@ -132,9 +133,11 @@ def test_the_form_spawns_a_two_node_job_whose_kernel_sees_both_contexts(hub, hub
     assert "test" in hubs.read_form(page).options["partition"]
     form = answers(page, partition="test", nodes="2", ipyparallel="mpi", ipyparallel_procs_per_node="2",
                    dask="on", dask_tasks_per_node="1")
-    status, where, page = logged_in.request("POST", f"/hub/spawn/{hub_user.name}", form=form, follow=False)
-    assert status == 302 and hubs.spawn_error(page) == "", (status, where, hubs.spawn_error(page))
+    (status, where, page), submitted = hubs.submissions_during(slurm_cluster, lambda: logged_in.request(
+        "POST", f"/hub/spawn/{hub_user.name}", form=form, follow=False))
     try:
+        assert status == 302 and hubs.spawn_error(page) == "", (status, where, hubs.spawn_error(page))
+        assert len(submitted) == 1, submitted    # what the refusals' check sees of one submission
         server = hub.wait_ready(hub_user.name)
         (job,) = hubs.job_ids(slurm_cluster, hub_user)
         queue = slurm_cluster.run(["squeue", "-h", "-j", job, "-o", "%u %T %D %N"]).stdout.split()
