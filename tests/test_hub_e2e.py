@@ -21,6 +21,7 @@ import pytest
 import hub as hubs
 from conftest import run_stackgen
 from e2e import KERNEL_CLIENT, login_shell, with_lab
+from hubweb import WebClient, read_form, spawn_error
 from parallel_e2e import client_cell, last_json, wait_no_context_processes
 
 pytestmark = [pytest.mark.slow, pytest.mark.lmod, pytest.mark.slurm]
@@ -78,14 +79,14 @@ def hub(built_stack, slurm_cluster, hub_config, hub_user, tmp_path_factory, arte
 
 def answers(page: str, **changes) -> dict:
     """The form as the site fills it in, with changes (None: unticked)."""
-    form = hubs.read_form(page).defaults
+    form = read_form(page).defaults
     form.update(changes)
     return {key: value for key, value in form.items() if value is not None}
 
 
 @pytest.fixture
-def logged_in(hub, hub_user) -> hubs.WebClient:
-    client = hubs.WebClient(hub.url)
+def logged_in(hub, hub_user) -> WebClient:
+    client = WebClient(hub.url)
     status, where, page = client.login(hub_user)
     assert status == 302, (status, where, page[-2000:])
     return client
@@ -105,7 +106,7 @@ def test_an_answer_outside_the_choices_is_refused_and_submits_nothing(hub, hub_u
     form = answers(page, **change)
     (status, where, page), submitted = hubs.submissions_during(slurm_cluster, lambda: logged_in.request(
         "POST", f"/hub/spawn/{hub_user.name}", form=form, follow=False))
-    message = hubs.spawn_error(page)
+    message = spawn_error(page)
     assert message and field in message.lower(), (status, where, message, page[-3000:])
     assert status == 400
     assert submitted == []          # slurmctld received no submission, not even a refused one
@@ -129,14 +130,14 @@ def test_the_form_spawns_a_two_node_job_whose_kernel_sees_both_contexts(hub, hub
                                                                         built_stack, logged_in, artefacts):
     status, _, page = logged_in.request("GET", "/hub/spawn")
     assert status == 200
-    assert hubs.read_form(page).fields >= FIELDS, hubs.read_form(page).fields
-    assert "test" in hubs.read_form(page).options["partition"]
+    assert read_form(page).fields >= FIELDS, read_form(page).fields
+    assert "test" in read_form(page).options["partition"]
     form = answers(page, partition="test", nodes="2", ipyparallel="mpi", ipyparallel_procs_per_node="2",
                    dask="on", dask_tasks_per_node="1")
     (status, where, page), submitted = hubs.submissions_during(slurm_cluster, lambda: logged_in.request(
         "POST", f"/hub/spawn/{hub_user.name}", form=form, follow=False))
     try:
-        assert status == 302 and hubs.spawn_error(page) == "", (status, where, hubs.spawn_error(page))
+        assert status == 302 and spawn_error(page) == "", (status, where, spawn_error(page))
         assert len(submitted) == 1, submitted    # what the refusals' check sees of one submission
         server = hub.wait_ready(hub_user.name)
         (job,) = hubs.job_ids(slurm_cluster, hub_user)
