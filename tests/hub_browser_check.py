@@ -1,8 +1,9 @@
 """Run with the module's Python: a user's visit to the hub in headless
 Chromium. Log in on the hub's login page, see the spawn form with the site's
 fields, ask for one node with dask, press Start, wait for the lab, open the
-dask sidebar. Screenshots of the three pages go to OUT; prints one JSON line:
-the form's fields, what the sidebar shows, every error the pages logged.
+dask sidebar. Screenshots of the three pages (and of the form filled in) go
+to OUT. Prints one JSON line: the form's fields, what the sidebar shows,
+every error the pages logged.
 
     python hub_browser_check.py HUB_URL USER PASSWORD OUT
 """
@@ -43,6 +44,7 @@ with Chromium() as page:
                        ticked("ipyparallel", False), ticked("dask", True),
                        value("#spawn_form [name=dask_tasks_per_node]", "1")):
             assert page.evaluate(script), script
+        page.screenshot(f"{out}/spawn-filled.png")
         page.click("#spawn_form button[type=submit]")
         # the pending page, then the lab of the job's server
         page.until(lambda: page.evaluate("!!document.querySelector('.jp-LabShell')"), "the lab after Spawn",
