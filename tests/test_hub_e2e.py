@@ -53,9 +53,9 @@ def hub_user():
 def artefacts(tmp_path_factory, pytestconfig) -> Path:
     """Screenshots and logs, kept: the folder is named in pytest's output."""
     folder = hubs.artefacts_dir(tmp_path_factory)
-    reporter = pytestconfig.pluginmanager.getplugin("terminalreporter")
-    if reporter:
-        reporter.write_line(f"\nhub test artefacts (screenshots, logs): {folder}")
+    capture = pytestconfig.pluginmanager.getplugin("capturemanager")
+    with capture.global_and_fixture_disabled():
+        print(f"\nhub test artefacts (screenshots, logs): {folder}")
     return folder
 
 
