@@ -132,8 +132,11 @@ url, token, code = sys.argv[1], sys.argv[2], sys.argv[3]
 req = urllib.request.Request(url + "/api/kernels", data=b'{"name": "python3"}', method="POST",
                              headers={"Authorization": "token " + token})
 kernel = json.load(urllib.request.urlopen(req, timeout=60))
+# the token in a header too: a JupyterHub server takes it from the URL only
+# from browsers (Sec-Fetch-Mode: websocket)
 ws = websocket.create_connection(url.replace("http", "ws") + "/api/kernels/" + kernel["id"]
-                                 + "/channels?token=" + token, timeout=120)
+                                 + "/channels?token=" + token, timeout=120,
+                                 header=["Authorization: token " + token])
 msg_id = uuid.uuid4().hex
 ws.send(json.dumps({"header": {"msg_id": msg_id, "username": "test", "session": uuid.uuid4().hex,
                                "msg_type": "execute_request", "version": "5.3"},

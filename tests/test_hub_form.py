@@ -54,7 +54,7 @@ def test_good_answers_become_exact_lines_and_variables():
         "STACKGEN_IPYPARALLEL_PROCS_PER_NODE": "2",
         "STACKGEN_DASK": "1", "STACKGEN_DASK_TASKS_PER_NODE": "1"}
     script = batch_script(SITE, chosen, "/home/alice", "/x/stackgen-singleuser -- a b")
-    assert script.startswith("#!/bin/bash\n#SBATCH --job-name=jupyterhub\n")
+    assert script.startswith("#!/bin/bash -l\n#SBATCH --job-name=jupyterhub\n")
     assert script.endswith("\nexec /x/stackgen-singleuser -- a b\n")
     assert "STACKGEN" not in script              # through the environment, not the text
 

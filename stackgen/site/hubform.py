@@ -171,8 +171,10 @@ def launcher_env(chosen):
 
 def batch_script(site, chosen, homedir, command):
     """The whole job: its #SBATCH lines, then the launcher, which becomes the batch
-    process (exec), so Slurm's warning signal reaches it."""
-    return "\n".join(["#!/bin/bash", *sbatch_lines(site, chosen, homedir), "",
+    process (exec), so Slurm's warning signal reaches it. A login shell: the
+    hub's environment has no MODULEPATH, and the base module (cray-python) is
+    found on the system's, which a login shell sets."""
+    return "\n".join(["#!/bin/bash -l", *sbatch_lines(site, chosen, homedir), "",
                       f"exec {command}", ""])
 
 
