@@ -11,28 +11,18 @@ polls the page; none sleeps a fixed time.
 import json
 import sys
 
-from devtools import Chromium, ScriptFailed, Timeout
+from devtools import Chromium, ScriptFailed, Timeout, open_dask_sidebar
 
 url, token = sys.argv[1], sys.argv[2]
 
 with Chromium() as page:
     try:
         page.navigate(f"{url}/lab?token={token}")
-        tab = 'li[data-id="dask-dashboard-launcher"]'
-        page.until(lambda: page.evaluate(f"!!(document.querySelector('.jp-LabShell') && "
-                                         f"document.querySelector('{tab}'))"), "the lab and its dask tab")
+        page.until(lambda: page.evaluate("!!document.querySelector('.jp-LabShell')"), "the lab")
         # the splash screen covers the page until the lab is restored
         page.until(lambda: page.evaluate("!document.querySelector('#jupyterlab-splash')"),
                    "the lab's splash screen to go")
-        opened = "!document.querySelector('#dask-dashboard-launcher').classList.contains('lm-mod-hidden')"
-        page.until(lambda: page.evaluate(opened) or (page.click(tab) and page.evaluate(opened)),
-                   "the dask sidebar to open")
-        panels = ("Array.from(document.querySelectorAll('#dask-dashboard-launcher .dask-DashboardListing-item'))"
-                  ".filter(b => !b.disabled).map(b => b.textContent)")
-        sidebar = ("(() => { const s = document.querySelector('#dask-dashboard-launcher'); "
-                   "return s ? [s.className, s.innerText, (s.querySelector('input') || {}).value] : null; })()")
-        shown = page.until(lambda: page.evaluate(panels), "the dashboard's panels in the dask sidebar", 60,
-                           describe=lambda: page.evaluate(sidebar))
+        sidebar = open_dask_sidebar(page)
         # the Help menu, opened as a user does: the source extension's tours are its entries
         help_menu = ("Array.from(document.querySelectorAll('.lm-MenuBar-item'))"
                      ".find(i => i.textContent.trim() === 'Help')")
@@ -50,13 +40,7 @@ with Chromium() as page:
                                 describe=lambda: page.evaluate(menu_labels))
         page.press("Escape", "Escape", 27)       # the menu closed again
         page.settle()
-        print(json.dumps({
-            "panels": shown,
-            "inactive": page.evaluate(
-                "!!document.querySelector('#dask-dashboard-launcher .dask-DashboardListing-inactive')"),
-            "url": page.evaluate("(document.querySelector('#dask-dashboard-launcher input') || {}).value"),
-            "help_tours": help_tours,
-            "errors": page.errors}))
+        print(json.dumps({**sidebar, "help_tours": help_tours, "errors": page.errors}))
     except Timeout as timeout:
         raise SystemExit(json.dumps({"timeout": timeout.what, "errors": page.errors, "seen": timeout.seen}))
     except ScriptFailed as failed:

@@ -138,3 +138,26 @@ class Chromium:
         end = time.monotonic() + seconds
         while time.monotonic() < end:
             self.evaluate("1")
+
+
+DASK_TAB = 'li[data-id="dask-dashboard-launcher"]'
+
+
+def open_dask_sidebar(page, timeout=60.0):
+    """Open dask-labextension's sidebar in a lab on `page` (as a user does,
+    with a click on its tab) and wait until it lists the dashboard's panels:
+    the panels, whether it says it is inactive, and the dashboard's URL."""
+    page.until(lambda: page.evaluate(f"!!document.querySelector('{DASK_TAB}')"), "the dask tab")
+    opened = "!document.querySelector('#dask-dashboard-launcher').classList.contains('lm-mod-hidden')"
+    page.until(lambda: page.evaluate(opened) or (page.click(DASK_TAB) and page.evaluate(opened)),
+               "the dask sidebar to open")
+    panels = ("Array.from(document.querySelectorAll('#dask-dashboard-launcher .dask-DashboardListing-item'))"
+              ".filter(b => !b.disabled).map(b => b.textContent)")
+    sidebar = ("(() => { const s = document.querySelector('#dask-dashboard-launcher'); "
+               "return s ? [s.className, s.innerText, (s.querySelector('input') || {}).value] : null; })()")
+    shown = page.until(lambda: page.evaluate(panels), "the dashboard's panels in the dask sidebar", timeout,
+                       describe=lambda: page.evaluate(sidebar))
+    return {"panels": shown,
+            "inactive": page.evaluate(
+                "!!document.querySelector('#dask-dashboard-launcher .dask-DashboardListing-inactive')"),
+            "url": page.evaluate("(document.querySelector('#dask-dashboard-launcher input') || {}).value")}

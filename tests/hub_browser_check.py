@@ -11,7 +11,7 @@ every error the pages logged.
 import json
 import sys
 
-from devtools import Chromium, ScriptFailed, Timeout
+from devtools import Chromium, ScriptFailed, Timeout, open_dask_sidebar
 
 hub, user, password, out = sys.argv[1:5]
 seen = {}
@@ -51,22 +51,9 @@ with Chromium() as page:
                    timeout=300, describe=lambda: page.evaluate("location.href + ' ' + document.title"))
         page.until(lambda: page.evaluate("!document.querySelector('#jupyterlab-splash')"),
                    "the lab's splash screen to go")
-        tab = 'li[data-id="dask-dashboard-launcher"]'
-        page.until(lambda: page.evaluate(f"!!document.querySelector('{tab}')"), "the dask tab")
-        opened = "!document.querySelector('#dask-dashboard-launcher').classList.contains('lm-mod-hidden')"
-        page.until(lambda: page.evaluate(opened) or (page.click(tab) and page.evaluate(opened)),
-                   "the dask sidebar to open")
-        panels = ("Array.from(document.querySelectorAll('#dask-dashboard-launcher .dask-DashboardListing-item'))"
-                  ".filter(b => !b.disabled).map(b => b.textContent)")
-        sidebar = ("(() => { const s = document.querySelector('#dask-dashboard-launcher'); "
-                   "return s ? [s.className, s.innerText, (s.querySelector('input') || {}).value] : null; })()")
         # the scheduler starts beside the lab: the sidebar finds it when it is up
-        seen["panels"] = page.until(lambda: page.evaluate(panels), "the dashboard's panels in the dask sidebar",
-                                    timeout=180, describe=lambda: page.evaluate(sidebar))
+        seen.update(open_dask_sidebar(page, timeout=180))
         page.settle()
-        seen["inactive"] = page.evaluate(
-            "!!document.querySelector('#dask-dashboard-launcher .dask-DashboardListing-inactive')")
-        seen["url"] = page.evaluate("(document.querySelector('#dask-dashboard-launcher input') || {}).value")
         seen["location"] = page.evaluate("location.pathname")
         page.screenshot(f"{out}/lab.png")
     except Timeout as timeout:
