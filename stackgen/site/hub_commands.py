@@ -25,8 +25,8 @@ def hub_config(args: Namespace) -> int:
     if folder.exists() and not folder.is_dir():
         raise InputError(f"{folder} is not a folder", "name a folder for the hub's files with -o DIR")
     folder.mkdir(parents=True, exist_ok=True)
-    written, kept = hubconfig.write(hubconfig.render(stack, prefix, folder), folder)
-    launcher = hubconfig.launcher(stack, prefix)
+    launcher = hubconfig.launcher(hubconfig.lab_module(stack, lock), prefix)
+    written, kept = hubconfig.write(hubconfig.render(stack, launcher, folder), folder)
     missing = not launcher.exists()
     if args.json:
         emit_json({"folder": str(folder), "written": written, "kept": kept,

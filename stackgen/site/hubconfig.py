@@ -19,6 +19,7 @@ from stackgen.common.templating import environment
 from stackgen.site import hubform
 from stackgen.site.hubspec import Hub
 from stackgen.site.lockfile import Lock
+from stackgen.site.render import ModulePlan, plan
 from stackgen.site.spec import Stack
 
 GENERATED = "stackgen_hub_config.py"
@@ -43,7 +44,7 @@ def check_versions(stack: Stack, lock: Lock) -> None:
         return
     file, line, col = hub.jupyterhub_at
     locked = lock.pins().get("jupyterhub")
-    lab = _lab_module(stack)
+    lab = lab_module(stack, lock)
     if locked is None:
         raise SpecError(file, line, col, "hub.jupyterhub",
                         "the stack holds no jupyterhub: its servers cannot talk to this hub",
@@ -62,18 +63,21 @@ def _minor(version: str) -> str:
     return ".".join(version.split(".")[:2])
 
 
-def _lab_module(stack: Stack):
-    """The module holding jupyterlab: it ships the launcher."""
-    return next((m for m in stack.modules if any(p.name == "jupyterlab" for p in m.pins)),
-                stack.modules[-1])
+def lab_module(stack: Stack, lock: Lock) -> ModulePlan:
+    """The module JupyterLab is built into, by the rule that places it there
+    (render.plan): it ships the launcher."""
+    lab = next((m for m in plan(stack, lock) if m.holds_jupyterlab), None)
+    if lab is None:
+        raise InputError(f"{stack.path.name}: no module of the stack holds jupyterlab",
+                         "the hub spawns the stack's lab: add jupyterlab to a module's packages")
+    return lab
 
 
-def launcher(stack: Stack, prefix: Path) -> Path:
-    lab = _lab_module(stack)
+def launcher(lab: ModulePlan, prefix: Path) -> Path:
     return layout.install_dir(prefix, lab.name, lab.version).joinpath(*layout.BIN, LAUNCHER)
 
 
-def site_data(stack: Stack, prefix: Path, folder: Path) -> dict:
+def site_data(stack: Stack, launcher_path: Path, folder: Path) -> dict:
     """What the generated file knows of the site: the form's choices and where things are."""
     hub = hub_of(stack)
     return {
@@ -82,7 +86,7 @@ def site_data(stack: Stack, prefix: Path, folder: Path) -> dict:
         "time_warning": hub.time_warning, "idle_timeout": hub.idle_timeout,
         "ipyparallel": hub.ipyparallel, "dask": hub.dask,
         "dask_tasks_per_node": hub.dask_tasks_per_node,
-        "launcher": str(launcher(stack, prefix)),
+        "launcher": str(launcher_path),
         "proxy": str(folder / "node_modules" / ".bin" / "configurable-http-proxy"),
     }
 
@@ -93,13 +97,13 @@ class HubFiles:
     once: dict[str, str]             # written only when absent
 
 
-def render(stack: Stack, prefix: Path, folder: Path) -> HubFiles:
+def render(stack: Stack, launcher_path: Path, folder: Path) -> HubFiles:
     hub = hub_of(stack)
     source = resources.files(hubform.__package__).joinpath("hubform.py").read_text(encoding="utf-8")
     env = environment()
     config = env.get_template(f"{GENERATED}.j2").render(
         stack=stack.name, version=stack.version, jupyterhub=hub.jupyterhub,
-        form_source=source.strip(), site=site_data(stack, prefix, folder))
+        form_source=source.strip(), site=site_data(stack, launcher_path, folder))
     proxy_name, proxy_version = hub.proxy.rsplit("@", 1)
     package = {"name": f"{stack.name}-hub", "private": True,
                "description": "the hub's configurable-http-proxy (npm install here)",
