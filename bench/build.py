@@ -11,7 +11,10 @@ only the verified wheelhouse: the lock's wheels and npm tarballs):
            share/jupyter/labextensions; timed against one-shot
            `pip install --no-deps` runs of the same wheels;
   rebuild  the same stack again, as a site rebuilds after any change, caches
-           warm (uv's unpacked wheels, yarn's cache): timed against a bare
+           warm (uv's unpacked wheels, yarn's cache, the built source
+           extensions, the modules' checks passed for the same inputs, the
+           wheelhouse's digests), then once with --recheck (every import and
+           pip check run again): each timed against a bare
            `uv pip install --no-deps --compile-bytecode` of the same wheels
            into a prefix (the installer stackgen itself uses, its own cache
            warmed once before).
@@ -111,16 +114,16 @@ class Baselines:
         return seconds
 
 
-def stackgen_build(spec: Path, prefix: Path,
-                   cache: Path) -> tuple[float, list[tuple[float, str]]]:
-    """Wall time of `stackgen build`, and each output line with its time."""
+def stackgen_build(spec: Path, prefix: Path, cache: Path,
+                   *options: str) -> tuple[float, list[tuple[float, str]]]:
+    """Wall time of `stackgen build OPTIONS`, and each output line with its time."""
     lines: list[tuple[float, str]] = []
     start = 0.0
 
     def build() -> None:
         nonlocal start
         start = time.perf_counter()
-        run([sys.executable, "-m", "stackgen", "build", "--prefix", str(prefix)],
+        run([sys.executable, "-m", "stackgen", "build", "--prefix", str(prefix), *options],
             cwd=spec.parent, env={**os.environ, "XDG_CACHE_HOME": str(cache)},
             describe="stackgen build",
             on_line=lambda ln: lines.append((time.perf_counter() - start, ln)))
@@ -236,10 +239,15 @@ def main() -> int:
             total, lines = stackgen_build(spec, work / f"stack-{n}", cache)
             uvs.append(base.uv())
             ratios.append(report(f"rebuild {n}", total, lines, (uvs[-2] + uvs[-1]) / 2, "uv")[0])
+        # once more with every check run again, as a build whose modules'
+        # checks were never recorded (or --recheck) runs them
+        total, lines = stackgen_build(spec, work / "stack-recheck", cache, "--recheck")
+        uvs.append(base.uv())
+        recheck = report("--recheck", total, lines, (uvs[-2] + uvs[-1]) / 2, "uv")[0]
         print(f"ratio to pip: first build {first:.2f}x "
               f"(without building the source extensions {first_nodejs:.2f}x)")
         print(f"ratio to uv: rebuild median of {args.rounds} {statistics.median(ratios):.2f}x "
-              f"({', '.join(f'{r:.2f}x' for r in ratios)})")
+              f"({', '.join(f'{r:.2f}x' for r in ratios)}); with --recheck {recheck:.2f}x")
         if args.stock:
             stock = stock_build(ref, work / "stock", work)
             print(f"stock PythonBundle         {stock:6.1f} s  ratio to pip {stock / pip:.2f}x, "

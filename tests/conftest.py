@@ -85,7 +85,10 @@ def built_stack(tmp_path_factory) -> BuiltStack:
     shutil.copytree(REPO / "lockfiles", spec / "lockfiles")
     shutil.copytree(REPO / "easyconfigs", spec / "easyconfigs")
     prefix = root / "prefix"
-    result = run_stackgen("build", "--prefix", str(prefix), "--json", cwd=spec, timeout=3600)
+    # --recheck: every check runs here (test_stack_e2e reads them in the logs),
+    # whatever a build of the same stack before recorded in this cache
+    result = run_stackgen("build", "--prefix", str(prefix), "--json", "--recheck", cwd=spec,
+                          timeout=3600)
     assert result.returncode == 0, result.stdout + result.stderr[-5000:]
     home = root / "home-root"
     home.mkdir()

@@ -282,3 +282,40 @@ def test_an_easybuild_killed_alone_leaves_no_lock_behind(tiny, tmp_path):
     again = built(tiny, prefix, tmp_path)
     assert again.wait() == 0, again.stderr.read()
     assert loads_six(prefix, tmp_path)
+
+
+def test_checks_passed_for_the_same_inputs_are_taken_unless_the_install_differs(tiny, tmp_path):
+    """A second build of the same inputs (another prefix) takes the first's
+    recorded import and pip checks; an install that is not what its wheels
+    hold is checked again, and fails as it should; --recheck checks anyway."""
+    env = dict(os.environ, XDG_CACHE_HOME=str(tmp_path / "cache"))
+    wheels = str(tmp_path / "wheels")
+
+    def build(prefix, *extra, hooks=None):
+        run_env = dict(env, EASYBUILD_HOOKS=str(hooks)) if hooks else env
+        result = run_stackgen("build", "--prefix", str(tmp_path / prefix), "--wheelhouse", wheels,
+                              *extra, cwd=tiny, env=run_env)
+        logs = list((tmp_path / prefix / "software" / "tinymod" / "1" / "easybuild")
+                    .glob("easybuild-tinymod-1-*.log"))
+        return result, logs[0].read_text() if logs else ""
+
+    first, log = build("a")
+    assert first.returncode == 0, first.stderr
+    assert "Import check of 1 modules: 0 failed" in log and "pip check` passed" in log
+    second, log = build("b")
+    assert second.returncode == 0, second.stderr
+    assert "import check (1 modules) and pip check passed before for the same inputs" \
+        in second.stdout + second.stderr
+    assert "Import check of" not in log and "passed before for the same inputs" in log
+    hooks = tmp_path / "hooks.py"
+    hooks.write_text("import glob, os\n\n\ndef pre_sanitycheck_hook(self, *args, **kwargs):\n"
+                     "    for path in glob.glob(os.path.join(self.installdir, 'lib', 'python*', "
+                     "'site-packages', 'six.py')):\n        os.remove(path)\n")
+    broken, _ = build("c", hooks=hooks)
+    assert broken.returncode == 1
+    assert "import check failed for 1 extensions: six (import six: ModuleNotFoundError" \
+        in broken.stderr, broken.stderr
+    assert not (tmp_path / "c" / "software" / "tinymod" / "1").exists()
+    again, log = build("d", "--recheck")
+    assert again.returncode == 0, again.stderr
+    assert "Checks run again (--recheck)" in log and "Import check of 1 modules: 0 failed" in log

@@ -11,8 +11,8 @@ from types import SimpleNamespace
 
 import pytest
 
+from stackgen.site.easyblocks.checks import import_checks
 from stackgen.site.easyblocks.install import IMPORT_CHECK, IMPORT_MARK, import_failures, installer_argv
-from stackgen.site.easyblocks.stackgenbundle import import_checks
 
 
 def test_uv_installs_everything_in_one_call_without_resolving():

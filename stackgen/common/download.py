@@ -7,6 +7,7 @@ from __future__ import annotations
 import base64
 import errno
 import hashlib
+import json
 import os
 import urllib.error
 import urllib.request
@@ -47,10 +48,76 @@ def _algorithm(digest: str) -> str:
     return digest.split(":", 1)[0] if digest.startswith("sha256:") else digest.split("-", 1)[0]
 
 
-def digest_for(path: Path, expected: str) -> str:
+def digest_for(path: Path, expected: str, memo: DigestMemo | None = None) -> str:
     """`path`'s digest written as `expected` is ("sha256:<hex>" or npm's
-    "sha512-<base64>"), to compare with it."""
+    "sha512-<base64>"), to compare with it; taken from `memo` when the file
+    is unchanged since `memo` took it."""
+    if memo is not None:
+        return memo.digest(path, _algorithm(expected))
     return digest_of(path, _algorithm(expected))
+
+
+def _stat_key(st: os.stat_result) -> list[int]:
+    return [st.st_size, st.st_mtime_ns, st.st_ctime_ns, st.st_ino, st.st_dev]
+
+
+class DigestMemo:
+    """Digests of files kept with their stat data (size, mtime, ctime, inode,
+    device), as git's index keeps its files': a file whose stat data are
+    what they were when it was hashed has that digest (any write changes
+    its ctime, which no one can set back). The stat is taken before the
+    file is read, so a file changed while it is hashed is hashed again next
+    time. Kept in one JSON file; a build verifies its wheelhouse by it in
+    milliseconds, and each EasyBuild run checks its sources by it."""
+
+    def __init__(self, path: Path):
+        self.path = Path(path)
+        try:
+            self.entries = json.loads(self.path.read_text())
+            if not isinstance(self.entries, dict):
+                self.entries = {}
+        except (OSError, ValueError):
+            self.entries = {}
+        self.changed = False
+
+    def known(self, path: Path, algorithm: str) -> str | None:
+        """The digest kept for `path` if it is unchanged since, else None."""
+        try:
+            st = os.stat(path)
+        except OSError:
+            return None
+        entry = self.entries.get(os.path.realpath(path))
+        if isinstance(entry, list) and len(entry) == 7 and entry[:5] == _stat_key(st) \
+                and entry[5] == algorithm:
+            return entry[6]
+        return None
+
+    def digest(self, path: Path, algorithm: str) -> str:
+        known = self.known(path, algorithm)
+        if known is not None:
+            return known
+        st = os.stat(path)
+        digest = digest_of(path, algorithm)
+        self.entries[os.path.realpath(path)] = [*_stat_key(st), algorithm, digest]
+        self.changed = True
+        return digest
+
+    def forget(self, path: Path) -> None:
+        self.changed |= self.entries.pop(os.path.realpath(path), None) is not None
+
+    def save(self) -> None:
+        """Write what was added (whole or not at all); a memo that cannot be
+        written is only slower next time."""
+        if not self.changed:
+            return
+        try:
+            self.path.parent.mkdir(parents=True, exist_ok=True)
+            scratch = self.path.with_name(f".{self.path.name}.{os.getpid()}")
+            scratch.write_text(json.dumps(self.entries, sort_keys=True))
+            os.replace(scratch, self.path)
+            self.changed = False
+        except OSError:
+            pass
 
 
 class DiskError(StackgenError):

@@ -41,6 +41,7 @@ from stackgen.common.run import clean_env, run
 from stackgen.common.templating import environment
 from stackgen.site.easyblocks import payload
 from stackgen.site.easyblocks.contract import BuildContract, BuildStatus
+from stackgen.site.fetch import digest_memo_path
 from stackgen.site.prefix import Staging
 
 log = logging.getLogger("stackgen.site.build")
@@ -125,6 +126,7 @@ class EasyBuild:
     node_bin: Path | None = None      # for source-only lab extensions
     uv: str | None = None             # the bundle's one-shot installer; pip without it
     base_interpreter: Path | None = None   # the base module's python3: installs start early
+    recheck: bool = False             # check every module, whatever passed before
 
     def options(self, installpath: Path | None = None, buildpath: Path | None = None) -> list[str]:
         """eb's options; it installs into `installpath` (a staging folder
@@ -182,7 +184,9 @@ class EasyBuild:
             base_python=str(self.base_interpreter or ""), node_bin=str(self.node_bin or ""),
             base_modulepath=os.pathsep.join(map(str, self.modulepath)),
             yarn_cache=str(self.workdir / "yarn-cache") if lab else "",
-            lab_cache=str(self.workdir / "lab-extensions") if lab else "")
+            lab_cache=str(self.workdir / "lab-extensions") if lab else "",
+            check_cache=str(self.workdir / "checks-passed"), recheck=int(self.recheck),
+            digest_memo=str(digest_memo_path()))
 
     def write_metadata(self) -> None:
         """EasyBuild must know the external base module is Python X.Y.Z."""
@@ -205,15 +209,15 @@ def prune_failed_runs(tmpdir: Path, keep_days: float = 30, now: float | None = N
 
 
 def eb_argv() -> list[str]:
-    """EasyBuild's main, run by stackgen's own Python with the environment
-    its `eb` script would set (eb_environment). The script itself spends a
-    third of a second per run finding a Python (three interpreter starts)
-    before it runs the same module."""
+    """EasyBuild's main (through stackgen.site.ebmain), run by stackgen's own
+    Python with the environment its `eb` script would set (eb_environment).
+    The script itself spends a third of a second per run finding a Python
+    (three interpreter starts) before it runs the same module."""
     script = Path(sys.executable).parent / "eb"
     if not script.exists() or importlib.util.find_spec("easybuild.main") is None:
         raise StackgenError("EasyBuild (easybuild-framework) is not installed beside stackgen",
                             "install stackgen's dependencies (./bootstrap env)")
-    return [sys.executable, "-m", "easybuild.main"]
+    return [sys.executable, "-m", "stackgen.site.ebmain"]
 
 
 def eb_environment() -> dict[str, str]:

@@ -97,6 +97,11 @@ def _build_commands(sub, commands) -> None:
                         "waits for them to be built before it checks the install")
     p.add_argument("--resolver", choices=("uv", "pip-tools"), default="uv",
                    help="resolver for --relock")
+    p.add_argument("--recheck", action="store_true",
+                   help="run the import and pip checks of every module built, even when the "
+                        "same inputs (wheels, loaded modules, base) passed them before; a "
+                        "recorded pass is otherwise taken once the install holds every file "
+                        "of its wheels")
     json_option(p, "a summary")
     _hub_command(sub)
 

@@ -252,7 +252,7 @@ def _build_modules(args, stack, current, base, prefix, plans, modules, wheelhous
                                  base_python=current.header.python_version,
                                  node_bin=node_folder(workdir) if current.npm else None,
                                  uv=build_mod.uv_command(),
-                                 base_interpreter=base.python)
+                                 base_interpreter=base.python, recheck=args.recheck)
         eb.write_metadata()
         build_mod.prune_failed_runs(workdir / "tmp")
         build_mod.build_modules(eb, todo, lmod_cmd=lmod.lmod_cmd(), progress=progress,

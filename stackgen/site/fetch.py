@@ -10,8 +10,9 @@ from concurrent.futures import ThreadPoolExecutor
 from dataclasses import dataclass
 from pathlib import Path
 
-from stackgen.common.download import HashMismatch, Wanted, digest_for, disk_error, download
+from stackgen.common.download import DigestMemo, HashMismatch, Wanted, digest_for, disk_error, download
 from stackgen.common.fsutil import write_atomic
+from stackgen.common.ui import default_cache
 from stackgen.site.lockfile import Lock
 
 log = logging.getLogger("stackgen.site.fetch")
@@ -51,9 +52,17 @@ def put_yarn_locks(lock: Lock, wheelhouse: Path) -> None:
             write_atomic(path, ext.yarn_lock)
 
 
-def verify_present(files: list[Wanted], wheelhouse: Path) -> list[Wanted]:
-    """Check every file already in the wheelhouse; return those still
-    missing. A file with the wrong hash is deleted and refused."""
+def digest_memo_path() -> Path:
+    """Where the digests of the wheelhouse's files are kept with their stat
+    data (DigestMemo), for `stackgen build` and its EasyBuild runs."""
+    return default_cache() / "digests.json"
+
+
+def verify_present(files: list[Wanted], wheelhouse: Path,
+                   memo: DigestMemo | None = None) -> list[Wanted]:
+    """Check every file already in the wheelhouse (by `memo` for those
+    unchanged since it hashed them); return those still missing. A file
+    with the wrong hash is deleted and refused."""
     missing = []
     for item in files:
         path = wheelhouse / item.file
@@ -61,10 +70,12 @@ def verify_present(files: list[Wanted], wheelhouse: Path) -> list[Wanted]:
             missing.append(item)
             continue
         try:
-            got = digest_for(path, item.digest)
+            got = digest_for(path, item.digest, memo)
         except OSError as exc:
             raise disk_error(path, exc, "reading") from None
         if got != item.digest:
+            if memo is not None:
+                memo.forget(path)
             try:
                 path.unlink()
             except OSError as exc:
@@ -91,7 +102,11 @@ def fetch(lock: Lock, wheelhouse: Path,
         raise disk_error(wheelhouse, exc, "making the wheelhouse") from None
     files = wanted(lock)
     put_yarn_locks(lock, wheelhouse)
-    missing = verify_present(files, wheelhouse)
+    memo = DigestMemo(digest_memo_path())
+    try:
+        missing = verify_present(files, wheelhouse, memo)
+    finally:
+        memo.save()
     present = len(files) - len(missing)
     if not missing:
         progress(f"wheelhouse complete: {present} files verified")

@@ -51,6 +51,14 @@ class BuildContract:
     await_modules: tuple[str, ...] = ()
     build_status: str = ""
     install_niceness: int = 0
+    # where a module's passed import and pip checks are recorded by the digest
+    # of their inputs, and whether to check again all the same (--recheck)
+    check_cache: str = ""
+    recheck: int = 0
+    # the digests stackgen took of the wheelhouse's files, with their stat
+    # data (stackgen.common.download.DigestMemo): a source unchanged since
+    # is not hashed again by EasyBuild's checksum check
+    digest_memo: str = ""
 
     def to_environ(self) -> dict[str, str]:
         """The variables that carry this contract; unset fields are left out."""
@@ -72,6 +80,8 @@ class BuildContract:
                 values[field.name] = tuple(m for m in text.split(",") if m)
             elif field.name == "install_niceness":
                 values[field.name] = min(19, max(0, int(text or 0)))
+            elif field.type == "int":
+                values[field.name] = int(text or 0)
             else:
                 values[field.name] = text
         return cls(**values)

@@ -1,11 +1,19 @@
 """StackgenBundle's install and its checks, as pure parts testable without
 EasyBuild: the one installer call, the Python library dirs asked of the
 base in one interpreter start, the one-process import check and the reading
-of its output, and a copy of the easyconfig that does not parse it again."""
+of its output, a copy of the easyconfig that does not parse it again, and
+the record of checks passed, kept by the digest of their inputs, with the
+look at an install that decides whether a recorded pass still holds."""
 
 import copy
+import csv
+import glob
+import hashlib
 import json
 import os
+import re
+import stat
+import tempfile
 
 
 def installer_argv(python, prefix, sources, uv=None, uv_cache=None):
@@ -100,3 +108,136 @@ def copy_easyconfig(cfg, validate=None):
     new.__dict__.pop('copy', None)       # init_ext_instances' shadowing, not the copy's
     new.validation = cfg.validation if validate is None else validate
     return new
+
+
+# Run by the base interpreter with the new module loaded, its own install
+# (argv[1]) left out: what an import check's outcome depends on beside the
+# module's own files, the interpreter and the distributions on its path
+# (the base's own packages, the loaded modules').
+CHECK_CONTEXT = r"""
+import json, os, sys
+own = os.path.realpath(sys.argv[1])
+dists = []
+for entry in sys.path:
+    path = os.path.realpath(entry) if entry else ''
+    if not path or path == own or path.startswith(own + os.sep) or not os.path.isdir(path):
+        continue
+    dists.append([entry.rsplit(os.sep, 1)[-1], sorted(
+        n for n in os.listdir(path) if n.endswith(('.dist-info', '.egg-info')))])
+exe = os.path.realpath(sys.executable)
+st = os.stat(exe)
+print(json.dumps({"python": [exe, sys.version, st.st_size, st.st_mtime_ns], "path": dists}))
+"""
+
+
+def check_key(inputs):
+    """The digest of everything a module's import and pip checks depend on
+    (`inputs`: its easyconfig's digest, the loaded modules' easyconfig
+    digests, CHECK_CONTEXT's output, the checks, the checking code): the
+    same inputs, installed the same way, pass the same checks."""
+    text = json.dumps(inputs, sort_keys=True)
+    return hashlib.sha256(text.encode()).hexdigest()[:32]
+
+
+def passed_before(cache, key):
+    """What was recorded when a module with `key` passed its checks, or None."""
+    try:
+        with open(os.path.join(cache, key + '.json'), encoding='utf-8') as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return None
+
+
+def record_pass(cache, key, record):
+    """Record that the checks of `key` passed (whole or not at all)."""
+    os.makedirs(cache, exist_ok=True)
+    fd, scratch = tempfile.mkstemp(prefix='.' + key, dir=cache)
+    try:
+        with os.fdopen(fd, 'w', encoding='utf-8') as fh:
+            json.dump(record, fh, sort_keys=True)
+        os.replace(scratch, os.path.join(cache, key + '.json'))
+    except BaseException:
+        if os.path.exists(scratch):
+            os.remove(scratch)
+        raise
+
+
+def settle_permissions(root, umask=0o022):
+    """What EasyBlock's permissions step makes of an install with no group:
+    write removed for group and others, read added for all and search for
+    all on folders (both within `umask`), symlinks left alone; each path
+    changed only when it differs. Returns how many paths were changed."""
+    read = (stat.S_IRUSR | stat.S_IRGRP | stat.S_IROTH) & ~umask
+    search = (stat.S_IXUSR | stat.S_IXGRP | stat.S_IXOTH) & ~umask
+    no_write = ~(stat.S_IWGRP | stat.S_IWOTH)
+
+    def settle(path, extra):
+        try:
+            mode = os.lstat(path).st_mode
+        except OSError:
+            return 0
+        if stat.S_ISLNK(mode):
+            return 0
+        wanted = (stat.S_IMODE(mode) & no_write) | read | extra
+        if wanted == stat.S_IMODE(mode):
+            return 0
+        os.chmod(path, wanted)
+        return 1
+
+    changed = settle(root, search)
+    for folder, dirs, files in os.walk(root):
+        changed += sum(settle(os.path.join(folder, d), search) for d in dirs)
+        changed += sum(settle(os.path.join(folder, f), 0) for f in files)
+    return changed
+
+
+def _canonical(name):
+    return re.sub(r'[-_.]+', '-', name).lower()
+
+
+def install_faults(site_dirs, packages):
+    """What is wrong with an install next to what its wheels hold: each of
+    `packages` ((name, version)) must have its .dist-info in one of
+    `site_dirs`, of that version, with every file its RECORD names (files
+    in the site dir of the size recorded; scripts elsewhere get their
+    shebang rewritten, so only their presence counts). The first faults, in
+    words; none when the install is whole."""
+    faults, found = [], {}
+    for site in site_dirs:
+        for entry in sorted(glob.glob(os.path.join(site, '*.dist-info'))):
+            base = os.path.basename(entry)[:-len('.dist-info')]
+            name, _, version = base.partition('-')
+            found[_canonical(name)] = (version, site, entry)
+    for name, version in packages:
+        hit = found.get(_canonical(name))
+        if hit is None:
+            faults.append(f"{name} {version}: no .dist-info in the install")
+        elif _canonical(hit[0]) != _canonical(version):
+            faults.append(f"{name} {version}: the install holds version {hit[0]}")
+        else:
+            faults.extend(f"{name} {version}: {fault}" for fault in _record_faults(*hit[1:]))
+        if len(faults) >= 10:
+            break
+    return faults[:10]
+
+
+def _record_faults(site, dist_info):
+    try:
+        with open(os.path.join(dist_info, 'RECORD'), newline='', encoding='utf-8') as fh:
+            rows = list(csv.reader(fh))
+    except OSError as err:
+        return [f"its RECORD cannot be read ({err.strerror})"]
+    faults = []
+    for row in rows:
+        if not row or not row[0]:
+            continue
+        try:
+            size = os.stat(os.path.join(site, row[0])).st_size
+        except OSError:
+            faults.append(f"{row[0]} is missing")
+            continue
+        # outside the site dir (../../../bin/x) only the presence counts
+        if len(row) > 2 and row[2].isdigit() and not row[0].startswith('..') \
+                and int(row[2]) != size:
+            faults.append(f"{row[0]} has {size} bytes, its RECORD says {row[2]}")
+    return faults
