@@ -63,7 +63,7 @@ def load_hub(source: Source, display: str) -> Hub | None:
     data = source.data.get("hub")
     if data is None:
         return None
-    warning = data.get("time_warning", 300)
+    warning = data.get("time_warning", Hub.time_warning)
     partitions = tuple(_partition(source, i, body, warning)
                        for i, body in enumerate(data["partitions"]))
     for i, part in enumerate(partitions):
@@ -72,7 +72,7 @@ def load_hub(source: Source, display: str) -> Hub | None:
             raise source.error(("hub", "partitions", i, "name"),
                                f"partition '{part.name}' is offered twice (also item {first + 1})",
                                "give each choice of the form its own name")
-    idle = data.get("idle_timeout", 3600)
+    idle = data.get("idle_timeout", Hub.idle_timeout)
     packages = tuple(_package(source, i, text)
                      for i, text in enumerate(data.get("packages", Hub.packages)))
     names = {canonicalize_name(Requirement(p).name) for p in packages}
