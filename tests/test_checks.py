@@ -22,23 +22,23 @@ INPUTS = {"easyconfig": "sha256:aa", "loaded": {"EBROOTDASK": "sha256:bb"},
 
 
 def test_the_check_key_is_the_same_for_the_same_inputs_and_differs_for_any_other():
-    assert install.check_key(INPUTS) == install.check_key(json.loads(json.dumps(INPUTS)))
-    keys = {install.check_key(INPUTS)}
+    assert install.inputs_digest(INPUTS) == install.inputs_digest(json.loads(json.dumps(INPUTS)))
+    keys = {install.inputs_digest(INPUTS)}
     for field, other in [("easyconfig", "sha256:ab"), ("loaded", {"EBROOTDASK": "sha256:bc"}),
                          ("context", {"python": ["/b/python3", "3.11.2", 10, 2], "path": []}),
                          ("checks", [["six", "six"], ["x", "x"]]), ("pip_check", False),
                          ("code", "c1")]:
-        keys.add(install.check_key({**INPUTS, field: other}))
+        keys.add(install.inputs_digest({**INPUTS, field: other}))
     assert len(keys) == 7
 
 
 def test_a_recorded_pass_is_read_back_and_a_broken_record_is_none(tmp_path):
     cache = tmp_path / "checks"
-    assert install.passed_before(cache, "k1") is None
+    assert install.recorded_pass(cache, "k1") is None
     install.record_pass(cache, "k1", {"module": "m/1", "imports": 3})
-    assert install.passed_before(cache, "k1") == {"module": "m/1", "imports": 3}
+    assert install.recorded_pass(cache, "k1") == {"module": "m/1", "imports": 3}
     (cache / "k2.json").write_text("{half")
-    assert install.passed_before(cache, "k2") is None
+    assert install.recorded_pass(cache, "k2") is None
     assert sorted(p.name for p in cache.iterdir()) == ["k1.json", "k2.json"]     # no scratch left
 
 

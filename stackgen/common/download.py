@@ -15,6 +15,7 @@ from dataclasses import dataclass
 from pathlib import Path
 
 from stackgen.common.errors import InputError, StackgenError
+from stackgen.common.fsutil import write_atomic
 
 _CHUNK = 1 << 20
 
@@ -111,10 +112,7 @@ class DigestMemo:
         if not self.changed:
             return
         try:
-            self.path.parent.mkdir(parents=True, exist_ok=True)
-            scratch = self.path.with_name(f".{self.path.name}.{os.getpid()}")
-            scratch.write_text(json.dumps(self.entries, sort_keys=True))
-            os.replace(scratch, self.path)
+            write_atomic(self.path, json.dumps(self.entries, sort_keys=True))
             self.changed = False
         except OSError:
             pass

@@ -10,6 +10,7 @@ what EasyBuild's own code gives:
   not computed again (the jupyterlab module's 97 wheels: 0.3 s before its
   install can start). Any other file is hashed as EasyBuild hashes it."""
 
+import runpy
 import sys
 
 from easybuild.base import fancylogger
@@ -46,7 +47,6 @@ def main():
     memo = BuildContract.from_environ().digest_memo
     if memo:
         easyblock.compute_checksum = checksum_by(DigestMemo(memo))
-    import runpy
     runpy.run_module("easybuild.main", run_name="__main__", alter_sys=True)
 
 

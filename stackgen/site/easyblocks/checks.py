@@ -91,8 +91,11 @@ class InstallChecks:
                 'when': time.strftime('%Y-%m-%d %H:%M:%S')})
 
     def check_key(self, checks, workdir):
-        """The digest of what this module's checks depend on (install.check_key),
-        or None when `stackgen build` keeps no record of passed checks."""
+        """The digest of what this module's checks depend on (its easyconfig,
+        the loaded modules' easyconfigs, CHECK_CONTEXT's output, the checks,
+        uv and the checking code): the same inputs, installed the same way,
+        pass the same checks. None when `stackgen build` keeps no record of
+        passed checks."""
         if not self.contract.check_cache:
             return None
         res = run_shell_cmd([self.python_cmd, '-c', install.CHECK_CONTEXT, self.installdir],
@@ -109,7 +112,7 @@ class InstallChecks:
             with open(module.__file__, 'rb') as fh:
                 code.update(fh.read())
         uv = self.contract.uv
-        return install.check_key({
+        return install.inputs_digest({
             'easyconfig': payload.easyconfig_digest(self.cfg.path), 'loaded': loaded,
             'context': json.loads(res.output.strip().splitlines()[-1]), 'checks': checks,
             'pip_check': bool(self.cfg['sanity_pip_check']),
@@ -125,7 +128,7 @@ class InstallChecks:
         if self.contract.recheck:
             self.log.info("Checks run again (--recheck), whatever passed before (%s)", key)
             return False
-        record = install.passed_before(self.contract.check_cache, key)
+        record = install.recorded_pass(self.contract.check_cache, key)
         if not record:
             return False
         site_dirs = [os.path.join(self.installdir, d) for d in self.all_pylibdirs]

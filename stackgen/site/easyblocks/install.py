@@ -11,9 +11,12 @@ import glob
 import hashlib
 import json
 import os
-import re
 import stat
-import tempfile
+from pathlib import Path
+
+from packaging.utils import canonicalize_name, canonicalize_version
+
+from stackgen.common.fsutil import write_atomic
 
 
 def installer_argv(python, prefix, sources, uv=None, uv_cache=None):
@@ -130,16 +133,16 @@ print(json.dumps({"python": [exe, sys.version, st.st_size, st.st_mtime_ns], "pat
 """
 
 
-def check_key(inputs):
-    """The digest of everything a module's import and pip checks depend on
-    (`inputs`: its easyconfig's digest, the loaded modules' easyconfig
-    digests, CHECK_CONTEXT's output, the checks, the checking code): the
-    same inputs, installed the same way, pass the same checks."""
+def inputs_digest(inputs):
+    """The digest of a JSON-able description of what something is made from
+    (a module's checks: install.CHECK_CONTEXT and the checks' other inputs;
+    a prebuilt source extension: sources.build_key): the same inputs, the
+    same digest, under which what was made or checked is kept."""
     text = json.dumps(inputs, sort_keys=True)
     return hashlib.sha256(text.encode()).hexdigest()[:32]
 
 
-def passed_before(cache, key):
+def recorded_pass(cache, key):
     """What was recorded when a module with `key` passed its checks, or None."""
     try:
         with open(os.path.join(cache, key + '.json'), encoding='utf-8') as fh:
@@ -150,16 +153,7 @@ def passed_before(cache, key):
 
 def record_pass(cache, key, record):
     """Record that the checks of `key` passed (whole or not at all)."""
-    os.makedirs(cache, exist_ok=True)
-    fd, scratch = tempfile.mkstemp(prefix='.' + key, dir=cache)
-    try:
-        with os.fdopen(fd, 'w', encoding='utf-8') as fh:
-            json.dump(record, fh, sort_keys=True)
-        os.replace(scratch, os.path.join(cache, key + '.json'))
-    except BaseException:
-        if os.path.exists(scratch):
-            os.remove(scratch)
-        raise
+    write_atomic(Path(cache) / (key + '.json'), json.dumps(record, sort_keys=True))
 
 
 def settle_permissions(root, umask=0o022):
@@ -191,10 +185,6 @@ def settle_permissions(root, umask=0o022):
     return changed
 
 
-def _canonical(name):
-    return re.sub(r'[-_.]+', '-', name).lower()
-
-
 def install_faults(site_dirs, packages):
     """What is wrong with an install next to what its wheels hold: each of
     `packages` ((name, version)) must have its .dist-info in one of
@@ -207,12 +197,12 @@ def install_faults(site_dirs, packages):
         for entry in sorted(glob.glob(os.path.join(site, '*.dist-info'))):
             base = os.path.basename(entry)[:-len('.dist-info')]
             name, _, version = base.partition('-')
-            found[_canonical(name)] = (version, site, entry)
+            found[canonicalize_name(name)] = (version, site, entry)
     for name, version in packages:
-        hit = found.get(_canonical(name))
+        hit = found.get(canonicalize_name(name))
         if hit is None:
             faults.append(f"{name} {version}: no .dist-info in the install")
-        elif _canonical(hit[0]) != _canonical(version):
+        elif canonicalize_version(hit[0]) != canonicalize_version(version):
             faults.append(f"{name} {version}: the install holds version {hit[0]}")
         else:
             faults.extend(f"{name} {version}: {fault}" for fault in _record_faults(*hit[1:]))

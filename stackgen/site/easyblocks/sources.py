@@ -5,8 +5,6 @@ and verified against the lock's digest, the registry paths yarn asks
 for mapped to those files (stackgen.common.labbuild.LockedRegistry), and
 the built extensions kept across builds by the digest of their inputs."""
 
-import hashlib
-import json
 import os
 import shutil
 import tempfile
@@ -17,6 +15,7 @@ from dataclasses import dataclass
 
 from stackgen.common import labbuild
 from stackgen.common.download import digest_for
+from stackgen.site.easyblocks.install import inputs_digest
 from stackgen.site.npm import tarball_file
 
 HEARTBEAT = 15.0        # seconds between "still ..." lines of a long step
@@ -99,8 +98,7 @@ def build_key(entry, lab, node_version, recipe):
               "integrity": entry['integrity'], "yarn_lock": list(entry['yarn_lock']),
               "tree": sorted(map(list, entry['tree'])), "jupyterlab": lab,
               "node": node_version, "recipe": recipe}
-    text = json.dumps(inputs, sort_keys=True)
-    return hashlib.sha256(text.encode()).hexdigest()[:32]
+    return inputs_digest(inputs)
 
 
 def cached_build(cache, key):
