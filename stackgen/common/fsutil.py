@@ -10,8 +10,11 @@ from contextlib import contextmanager
 from pathlib import Path
 
 
-def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
-    """Replace `path` with `text` so readers see the old file or the new one."""
+def write_atomic(path: Path, text: str, mode: int = 0o644, *, replace: bool = True) -> bool:
+    """Replace `path` with `text` so readers see the old file or the new one.
+    With `replace=False` the file is written whole only when absent, never
+    over one, not even one made meanwhile (a link, not a rename): False when
+    it was there."""
     path = Path(path)
     path.parent.mkdir(parents=True, exist_ok=True)
     fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
@@ -21,13 +24,19 @@ def write_atomic(path: Path, text: str, mode: int = 0o644) -> None:
             fh.flush()
             os.fsync(fh.fileno())
         os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
+        if replace:
+            os.replace(tmp, path)
+            return True
+        try:
+            os.link(tmp, path)
+            return True
+        except FileExistsError:
+            return False
+    finally:
         try:
             os.unlink(tmp)
         except FileNotFoundError:
             pass
-        raise
 
 
 def drop_leftover_temps(path: Path) -> None:

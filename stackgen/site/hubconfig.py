@@ -6,8 +6,6 @@ copied in, the site's choices as data), the site's jupyterhub_config.py
 from __future__ import annotations
 
 import json
-import os
-import tempfile
 from dataclasses import asdict, dataclass
 from importlib import resources
 from pathlib import Path
@@ -126,26 +124,8 @@ def write(files: HubFiles, folder: Path) -> tuple[list[str], list[str]]:
             write_atomic(path, text)
         written.append(name)
     for name, text in files.once.items():
-        if _create(folder / name, text):
+        if write_atomic(folder / name, text, replace=False):
             written.append(name)
         else:
             kept.append(name)
     return written, kept
-
-
-def _create(path: Path, text: str) -> bool:
-    """Write `path` whole (a temporary file, then a link) unless it exists:
-    never over a file, not even one made meanwhile."""
-    fd, tmp = tempfile.mkstemp(prefix=f".{path.name}.", suffix=".tmp", dir=path.parent)
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8") as fh:
-            fh.write(text)
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o644)
-        os.link(tmp, path)
-        return True
-    except FileExistsError:
-        return False
-    finally:
-        os.unlink(tmp)
