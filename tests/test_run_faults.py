@@ -26,6 +26,13 @@ def children(pid: int) -> list[int]:
     return [int(p) for p in path.read_text().split()] if path.exists() else []
 
 
+def command(pid: int) -> bytes:
+    try:
+        return Path(f"/proc/{pid}/cmdline").read_bytes().split(b"\0")[0]
+    except FileNotFoundError:
+        return b""
+
+
 def wait_until(predicate, timeout=30.0):
     deadline = time.monotonic() + timeout
     while time.monotonic() < deadline:
@@ -46,9 +53,11 @@ def test_a_command_ends_when_stackgen_is_killed():
     parent = subprocess.Popen([sys.executable, "-c", RUNS_A_SLEEPER], cwd=REPO,
                               env={**os.environ, "PYTHONPATH": str(REPO)})
     try:
-        assert wait_until(lambda: children(parent.pid)), "the command did not start"
+        # until the child has exec'd: between fork and exec it is still python
+        assert wait_until(lambda: [c for c in children(parent.pid) if command(c) == b"sleep"]), \
+            "the command did not start"
         (child,) = children(parent.pid)
-        assert Path(f"/proc/{child}/cmdline").read_bytes().split(b"\0")[0] == b"sleep"
+        assert command(child) == b"sleep"
         os.kill(parent.pid, signal.SIGKILL)
         parent.wait()
         assert wait_until(lambda: gone(child)), "the command outlived stackgen"
