@@ -374,7 +374,11 @@ def artefacts_dir(tmp_path_factory) -> Path:
 
 
 def copy_logs(user: HubUser, hub: Hub, into: Path) -> None:
-    for log in Path(user.pw.pw_dir).glob("jupyterhub_slurm*.log"):
+    home = Path(user.pw.pw_dir)
+    for log in home.glob("jupyterhub_slurm*.log"):
         shutil.copy(log, into / log.name)
+    for log in home.glob(".local/state/stackgen/sessions/*/logs/*.log"):     # the parallel contexts'
+        (into / log.parent.parent.name).mkdir(exist_ok=True)
+        shutil.copy(log, into / log.parent.parent.name / log.name)
     if hub.log_path.exists():
         shutil.copy(hub.log_path, into / "jupyterhub.log")

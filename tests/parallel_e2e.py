@@ -79,6 +79,15 @@ def wait_no_context_processes(session: str, timeout: float = 30) -> list[str]:
     return context_processes(session)
 
 
+def states_report(result: dict) -> str:
+    """Why a context is not ready: each one's state and detail, then the end
+    of every log of the session (read before the test's user is removed)."""
+    lines = [f"{name}: {state}: {result['details'].get(name, '')}" for name, state in result["states"].items()]
+    for log in sorted(Path(result["session"], "logs").glob("*.log")):
+        lines += [f"--- {log.name}", *log.read_text(errors="replace").splitlines()[-15:]]
+    return "\n".join(lines)
+
+
 def last_json(text: str) -> dict:
     for line in reversed(text.strip().splitlines()):
         if line.startswith("{"):

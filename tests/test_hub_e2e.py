@@ -22,7 +22,7 @@ import hub as hubs
 from conftest import run_stackgen
 from e2e import KERNEL_CLIENT, login_shell, with_lab
 from hubweb import WebClient, read_form, spawn_error
-from parallel_e2e import client_cell, last_json, wait_no_context_processes
+from parallel_e2e import client_cell, last_json, states_report, wait_no_context_processes
 
 pytestmark = [pytest.mark.slow, pytest.mark.lmod, pytest.mark.slurm]
 
@@ -155,7 +155,7 @@ def test_the_form_spawns_a_two_node_job_whose_kernel_sees_both_contexts(hub, hub
             ["python", "-c", KERNEL_CLIENT, hub.url + server["url"].rstrip("/"), token["token"], code])),
             home=built_stack.home, timeout=600)
         result = last_json(ran.stdout + "\n" + ran.stderr)
-        assert result["states"] == {"ipyparallel": "ready", "dask": "ready"}, result
+        assert result["states"] == {"ipyparallel": "ready", "dask": "ready"}, states_report(result)
         assert result["ids"] == [0, 1, 2, 3]
         assert result["engines"] == ["n1", "n1", "n2", "n2"]
         assert result["mpi"] == [[0, 10], [1, 10], [2, 10], [3, 10]]

@@ -14,7 +14,7 @@ from pathlib import Path
 import pytest
 
 from e2e import ensure_user
-from parallel_e2e import client_cell, context_processes, last_json, wait_no_context_processes
+from parallel_e2e import client_cell, context_processes, last_json, states_report, wait_no_context_processes
 from slurmcluster import SlurmCluster, missing_packages
 
 pytestmark = [pytest.mark.slow, pytest.mark.lmod, pytest.mark.slurm]
@@ -68,7 +68,7 @@ def test_a_two_node_job_runs_both_contexts_from_the_launcher(built_stack, cluste
     text = out.read_text()
     assert final == "COMPLETED", text[-5000:]
     result = last_json(text)
-    assert result["states"] == {"ipyparallel": "ready", "dask": "ready"}, result
+    assert result["states"] == {"ipyparallel": "ready", "dask": "ready"}, states_report(result)
     assert result["session"] == session_of(cluster, user, job)
     assert result["ids"] == [0, 1, 2, 3]
     assert result["engines"] == ["n1", "n1", "n2", "n2"]

@@ -163,6 +163,20 @@ def test_the_dashboard_port_is_chosen_once_per_session_and_proxied_there(tmp_pat
     assert entry == {"port": port, "absolute_url": False, "launcher_entry": {"enabled": False}}
 
 
+def test_the_start_takes_the_published_port_first_if_it_is_on_the_same_host(tmp_path):
+    from stackgen.session import daskctx
+    session = Session(tmp_path / "s")
+    session.prepare({"HOME": str(tmp_path)})
+    assert daskctx.published_port(session, "10.1.0.2") == 0            # nothing published
+    daskctx.publish(session, "tcp://10.1.0.2:8786")
+    assert daskctx.published_port(session, "10.1.0.2") == 8786
+    assert daskctx.published_port(session, "10.1.0.3") == 0            # another node's
+    session.dask_address_file.write_text("# half a file\n{\"scheduler-add")
+    assert daskctx.published_port(session, "10.1.0.2") == 0
+    daskctx.unpublish(session)
+    assert daskctx.published_port(session, "10.1.0.2") == 0
+
+
 def test_dask_labextension_looks_where_the_session_proxies_the_dashboard(tmp_path):
     import yaml
 

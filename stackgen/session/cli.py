@@ -42,9 +42,11 @@ def add_parallel(sub) -> None:
                    help="worker processes per node (default 1)")
     p.add_argument("--threads-per-task", type=int, metavar="N",
                    help="threads per worker (default: the node's CPUs shared by its workers)")
-    p.add_argument("--port", type=int, metavar="PORT", help="scheduler port (default: a free one)")
+    p.add_argument("--port", type=int, metavar="PORT",
+                   help="scheduler port, used or fails (default: the port published for the session, "
+                   "else a free one; another if it is taken meanwhile)")
     p.add_argument("--dashboard-port", type=int, metavar="PORT",
-                   help="dashboard port on this node (default: a free one)")
+                   help="dashboard port on this node (default: the session's, chosen once)")
     _common(p)
 
     p = command(inner, "status", "the contexts of this session, their state and logs",

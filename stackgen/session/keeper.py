@@ -67,15 +67,15 @@ def _autostart(session: Session, env: dict[str, str]) -> list[subprocess.Popen]:
     for choice in chosen:
         args = list(choice.args)
         if choice.name == "dask":
-            # the address is fixed now and published before the server starts, so
-            # Client() in the first cell finds it while the scheduler comes up
+            # an address is published before the server starts, so Client() in the
+            # first cell finds it while the scheduler comes up (the start takes its
+            # port first, and publishes another if that one was taken meanwhile)
             from stackgen.session import daskctx
             from stackgen.session.allocation import detect
             options = options_from(env)
             alloc = detect(env, interface=options.interface)
-            port = daskctx.free_port(alloc.address)
-            daskctx.publish(session, f"tcp://{alloc.address}:{port}")
-            args += ["--port", str(port), "--address", alloc.address]
+            daskctx.publish(session, f"tcp://{alloc.address}:{daskctx.free_port(alloc.address)}")
+            args += ["--address", alloc.address]
         argv = [sys.executable, "-m", "stackgen.user.cli", "parallel", "start", *args]
         say(f"starting {choice.name} in the background; `stackgen parallel status`, log {log}")
         with open(log, "ab") as out:
