@@ -57,6 +57,10 @@ def test_each_bundle_is_one_installer_call_with_one_import_check(built_stack):
         assert "-m pip install --prefix=/" not in text           # PythonPackage's own call
         assert re.search(r"Import check of \d+ modules: 0 failed", text)
         assert "`" in text and "-m pip check` passed successfully" in text
+        # the fake module is loaded once, for the sanity check: not again for
+        # Bundle's components (none) nor for an EasyBuild devel module (none)
+        assert text.count("Loading fake module") == 1, name
+        assert not list((install / "easybuild").glob("*-easybuild-devel")), name
         lua = (built_stack.prefix / "modules" / "all" / name / f"{version}.lua").read_text()
         listed = re.search(r'setenv\("EBEXTSLIST\w+", "([^"]*)"\)', lua).group(1).split(",")
         assert sorted(listed) == sorted(f"{n}-{v}" for n, v in exts)
