@@ -11,6 +11,9 @@ import os
 import stat
 import subprocess
 import sys
+from pathlib import Path
+
+import pytest
 
 from stackgen.common.download import DigestMemo, digest_for, digest_of
 from stackgen.site import ebmain
@@ -154,3 +157,44 @@ def test_easybuilds_main_as_stackgen_runs_it_names_the_same_caller_and_sums(tmp_
     assert checksum(str(known)) == "0" * 64
     assert checksum(str(unknown)) == compute_checksum(str(unknown))
     assert checksum(str(known), "md5") == compute_checksum(str(known), "md5")
+
+
+# Run by a fresh interpreter (EasyBuild's configuration is global): the
+# reference stack's jupyterlab easyconfig, copied as each extension's copy is.
+COPY_EASYCONFIG = r"""
+import json, sys
+from easybuild.tools.options import set_up_configuration
+set_up_configuration(args=["--include-easyblocks=" + sys.argv[2], "--modules-tool=Lmod",
+                           "--allow-use-as-root-and-accept-consequences", "--tmpdir=" + sys.argv[3],
+                           "--installpath=" + sys.argv[3], "--buildpath=" + sys.argv[3]], silent=True)
+from easybuild.framework.easyconfig.easyconfig import EasyConfig
+from stackgen.site.easyblocks.install import SHARED_PARAMETERS, copy_easyconfig
+ec = EasyConfig(sys.argv[1])
+ours, eb = copy_easyconfig(ec), ec.copy()
+out = {"differ": sorted(k for k in ec._config if ours._config[k][0] != eb._config[k][0]),
+       "templates": ours.template_values == eb.template_values,
+       "shared": sorted(k for k in SHARED_PARAMETERS if ours._config[k][0] is ec._config[k][0]),
+       "own": sorted(k for k in ("dependencies", "sanity_check_paths", "modextrapaths")
+                     if ours._config[k][0] is ec._config[k][0])}
+ours.update("exts_list", [("x", "1")])
+ours["site_kernels"] = []
+ours.update("dependencies", [("x", "1")])
+out["master"] = [len(ec["exts_list"]), len(ec["site_kernels"]), len(ec["dependencies"])]
+out["before"] = [len(eb["exts_list"]), len(eb["site_kernels"]), len(eb["dependencies"])]
+print(json.dumps(out))
+"""
+
+
+@pytest.mark.lmod
+def test_an_extensions_copy_of_the_easyconfig_equals_easybuilds_and_changes_nothing_of_the_bundles(tmp_path):
+    from stackgen.site.lmod import lmod_cmd
+    root = Path(__file__).resolve().parent.parent
+    easyblock = root / "stackgen" / "site" / "easyblocks" / "stackgenbundle.py"
+    result = subprocess.run([sys.executable, "-c", COPY_EASYCONFIG, str(root / "easyconfigs" / "jupyterlab-2026.11.eb"),
+                             str(easyblock), str(tmp_path)], capture_output=True, text=True, cwd=tmp_path,
+                            env={**os.environ, "FANCYLOGGER_IGNORE_MPI4PY": "1", "LMOD_CMD": lmod_cmd()})
+    assert result.returncode == 0, result.stderr[-3000:]
+    out = json.loads(result.stdout.strip().splitlines()[-1])
+    assert out["differ"] == [] and out["templates"]
+    assert out["shared"] == sorted(install.SHARED_PARAMETERS) and out["own"] == []
+    assert out["master"] == out["before"]      # an extension's update or setting stays its own

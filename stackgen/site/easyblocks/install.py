@@ -103,11 +103,25 @@ def import_failures(output, checks):
     return failures
 
 
+# Parameters an extension's copy of the easyconfig only reads, shared with the
+# bundle's instead of copied: copying them for each of n extensions is O(n^2)
+# (jupyterlab: 97 extensions, each copy held all 97 entries and the source
+# extension's npm tree). EasyConfig.update() copies a value before it changes it.
+SHARED_PARAMETERS = ('exts_list', 'lab_source_extensions', 'site_json_files', 'site_kernels')
+
+
 def copy_easyconfig(cfg, validate=None):
     """What EasyConfig.copy() returns, without parsing the easyconfig again:
-    a deep copy sharing only the logger (every attribute equal to copy()'s,
-    each with its own modules tool and toolchain objects, as copy() gives)."""
-    new = copy.deepcopy(cfg, {id(cfg.log): cfg.log})
+    a deep copy sharing the logger, the parser (which holds the easyconfig's
+    text, read by nothing an extension does) and the values of
+    SHARED_PARAMETERS (every attribute equal to copy()'s, each with its own
+    modules tool and toolchain objects, as copy() gives)."""
+    memo = {id(cfg.log): cfg.log, id(cfg.parser): cfg.parser}
+    for name in SHARED_PARAMETERS:
+        entry = cfg._config.get(name)
+        if entry is not None:
+            memo[id(entry[0])] = entry[0]
+    new = copy.deepcopy(cfg, memo)
     new.__dict__.pop('copy', None)       # init_ext_instances' shadowing, not the copy's
     new.validation = cfg.validation if validate is None else validate
     return new
