@@ -195,13 +195,15 @@ class EasyBuild:
         write_atomic(self.workdir / "external_modules_metadata.ini", text)
 
 
-def prune_failed_runs(tmpdir: Path, keep_days: float = 30, now: float | None = None) -> list[Path]:
+def prune_failed_runs(workdir: Path, keep_days: float = 30, now: float | None = None) -> list[Path]:
     """EasyBuild removes its temporary folder after a successful run and keeps
     it, with the log the failure message points at, after a failed one; a
-    build_modules status folder outlives a `stackgen build` that was killed:
-    drop those older than `keep_days`, before they pile up in the cache."""
+    build_modules status folder and a run's build folder outlive a `stackgen
+    build` that was killed: drop those older than `keep_days` (in `workdir`'s
+    tmp/ and build/), before they pile up in the cache."""
     cutoff = (time.time() if now is None else now) - keep_days * 86400
-    old = [p for pattern in ("eb-*", f"{BuildStatus.PREFIX}*") for p in Path(tmpdir).glob(pattern)
+    patterns = ("tmp/eb-*", f"tmp/{BuildStatus.PREFIX}*", "build/*")
+    old = [p for pattern in patterns for p in Path(workdir).glob(pattern)
            if p.is_dir() and p.stat().st_mtime < cutoff]
     for folder in old:
         shutil.rmtree(folder, ignore_errors=True)
