@@ -61,6 +61,11 @@ def test_each_bundle_is_one_installer_call_with_one_import_check(built_stack):
         # Bundle's components (none) nor for an EasyBuild devel module (none)
         assert text.count("Loading fake module") == 1, name
         assert not list((install / "easybuild").glob("*-easybuild-devel")), name
+        # kept for reproduction: the easyconfig as built (copied, not dumped again)
+        # and the easyblocks it used
+        easyconfig = (install / "easybuild" / f"{name}-{version}.eb").read_bytes()
+        assert (install / "easybuild" / "reprod" / f"{name}-{version}.eb").read_bytes() == easyconfig
+        assert (install / "easybuild" / "reprod" / "easyblocks" / "stackgenbundle.py").is_file()
         lua = (built_stack.prefix / "modules" / "all" / name / f"{version}.lua").read_text()
         listed = re.search(r'setenv\("EBEXTSLIST\w+", "([^"]*)"\)', lua).group(1).split(",")
         assert sorted(listed) == sorted(f"{n}-{v}" for n, v in exts)
