@@ -41,6 +41,7 @@ class SourceExtensions:
     easyblock's cfg, exts, contract, early_install and directories)."""
 
     source_jobs = None         # each source extension's build, once planned
+    source_builds = None       # their run in the background, from the postprocessing step on
 
     def start_source_extensions(self):
         """Plan each source extension's build from the ready step on, when
@@ -132,12 +133,15 @@ class SourceExtensions:
                       len(src.registry), len(registry.asked))
         return package, env
 
-    def build_source_extensions(self):
+    def start_source_builds(self):
         """Each source extension built as a prebuilt extension against this
         JupyterLab's core into share/jupyter/labextensions, offline, from its
         locked tree (jlpm_install), by the extension's own builder; or taken
         from the cache when the same inputs were built before. JupyterLab's
-        app dir is its wheel's, never rebuilt."""
+        app dir is its wheel's, never rebuilt. When the jlpm installs started
+        in the ready step, the builds run in the background, beside the
+        sanity check (which reads nothing of them), and join_source_builds
+        waits for them; else they run here."""
         roots = [self.installdir] + [get_software_root(dep['name']) for dep in self.cfg.dependencies()
                                      if not dep['external_module']]
         with easybuild_errors():
@@ -148,6 +152,22 @@ class SourceExtensions:
             self.source_jobs = self.plan_source_extensions(
                 str(yarn_js), os.path.join(self.builddir, 'stackgen-source'), early=False,
                 staging=staging)
+            return self.build_source_extensions(staging, self.node())
+        pool = ThreadPoolExecutor(max_workers=1)        # as EasyBlock runs async commands
+        self.source_builds = pool.submit(self.build_source_extensions, staging, self.node())
+        pool.shutdown(wait=False)
+
+    def join_source_builds(self):
+        """Wait for the builds start_source_builds left in the background;
+        raises as they did."""
+        if self.source_builds is not None:
+            if not self.source_builds.done():
+                print_msg("waiting for the source extensions' build", log=self.log)
+            self.source_builds.result()
+
+    def build_source_extensions(self, staging, node):
+        """Build or take from the cache each planned source extension (see
+        start_source_builds), with `node`, against the core in `staging`."""
         target = os.path.join(self.installdir, *layout.JUPYTER_DATA, 'labextensions')
         how = "Built by stackgen from stack.yaml's source_extensions: remove it there and rebuild the stack"
         for src, folder, key, kept, installing in self.source_jobs:
@@ -163,7 +183,7 @@ class SourceExtensions:
                                                 % src.text)
                 self.run_saying("%s: building it as a prebuilt extension against JupyterLab's core"
                                 % src.text, "%s: still building it" % src.text,
-                                labbuild.build_argv(self.node(), staging), work_dir=folder, env=env)
+                                labbuild.build_argv(node, staging), work_dir=folder, env=env)
                 with easybuild_errors():
                     built = labbuild.built_dir(folder, package)
                 if self.contract.lab_cache:

@@ -276,7 +276,7 @@ class StackgenBundle(SourceExtensions, InstallChecks, PythonBundle):
         write_file(os.path.join(self.installdir, *layout.BASE_MODULEPATH),
                    ''.join(p + '\n' for p in self.contract.base_modulepath.split(os.pathsep) if p))
         if self.cfg['lab_source_extensions']:
-            self.build_source_extensions()
+            self.start_source_builds()
         for relpath, data in sorted(self.cfg['site_json_files'].items()):
             with easybuild_errors():
                 path = payload.site_file_path(self.installdir, relpath)
@@ -297,6 +297,12 @@ class StackgenBundle(SourceExtensions, InstallChecks, PythonBundle):
         if self.cfg['jupyter_env']:
             self.make_jupyter_env(os.path.join(self.installdir, self.cfg['jupyter_env']))
         return super().post_processing_step()
+
+    def cleanup_step(self):
+        """The source extensions' build joined (it ran beside the sanity check),
+        then EasyBlock's cleanup, which removes the build folder it works in."""
+        self.join_source_builds()
+        return super().cleanup_step()
 
     def stack_place(self):
         """Where generated launchers find this module and Lmod."""
