@@ -59,3 +59,33 @@ def test_the_launcher_logs_the_warning_and_keeps_the_server(tmp_path):
         if keeper.poll() is None:
             keeper.kill()
             keeper.wait()
+
+
+def test_a_slow_squeue_holds_up_neither_the_server_nor_its_end(tmp_path):
+    """The warning's squeue runs beside the launcher's work: a TERM that comes
+    while squeue is still answering reaches the server, and the launcher
+    ends with it, before squeue has answered."""
+    squeue = tmp_path / "bin" / "squeue"
+    squeue.parent.mkdir()
+    squeue.write_text(f'#!/bin/sh\ntouch {tmp_path}/asked\nsleep 8\ntouch {tmp_path}/answered\n'
+                      'echo 2026-12-04T13:05:00\n')
+    squeue.chmod(0o755)
+    env = {k: v for k, v in os.environ.items() if not k.startswith(("SLURM_", "STACKGEN_"))}
+    env.update(HOME=str(tmp_path), XDG_STATE_HOME=str(tmp_path / "state"), SLURM_JOB_ID="42",
+               PATH=f"{squeue.parent}{os.pathsep}{os.environ['PATH']}",
+               STACKGEN_SESSION_DIR=str(tmp_path / "session"))
+    keeper = subprocess.Popen([sys.executable, "-m", "stackgen.user.cli", "parallel", "run", "--",
+                               sys.executable, "-c", SERVER], env=env, stdout=subprocess.PIPE,
+                              stderr=subprocess.PIPE, text=True)
+    try:
+        assert keeper.stdout.readline() == "usr1 True\n"
+        keeper.send_signal(signal.SIGUSR1)
+        while not (tmp_path / "asked").exists():
+            assert keeper.poll() is None, keeper.stderr.read()
+            time.sleep(0.05)
+        keeper.send_signal(signal.SIGTERM)
+        assert keeper.wait(timeout=60) == 0, keeper.stderr.read()
+        assert not (tmp_path / "answered").exists()      # it ended while squeue was still asked
+    finally:
+        if keeper.poll() is None:
+            keeper.kill()

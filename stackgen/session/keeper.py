@@ -20,6 +20,7 @@ import os
 import signal
 import subprocess
 import sys
+import threading
 import time
 from datetime import datetime
 
@@ -111,9 +112,13 @@ def _production_defaults(session: Session, env: dict[str, str]) -> None:
 
 
 def keep(command: list[str]) -> int:
-    # Slurm's warning before the time limit would kill (Python's default)
+    # Slurm's warning before the time limit would kill (Python's default); its
+    # line asks squeue (up to endwarning.SQUEUE_TIMEOUT), so it is written from
+    # a thread: the handler returns at once and the server's end, or a signal
+    # to pass on, is never held up by it
     def warn(signum, frame):
-        _warn_of_end(os.environ)
+        threading.Thread(target=_warn_of_end, args=(dict(os.environ),), name="end warning",
+                         daemon=True).start()
     signal.signal(endwarning.SIGNAL, warn)
     session, env = session_env(dict(os.environ))
     session.prepare(env)
