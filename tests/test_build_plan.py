@@ -219,18 +219,18 @@ def test_a_run_waiting_for_a_failed_module_fails_and_the_first_failure_is_raised
     assert [name for kind, name in events if kind == "work"] == ["common"]
 
 
-def test_failed_and_killed_runs_left_in_the_cache_are_dropped_after_a_month(tmp_path):
+def test_failed_and_killed_runs_left_in_the_cache_are_dropped_after_a_month_and_retired_caches_at_once(tmp_path):
     import os
 
-    from stackgen.site.build import prune_failed_runs
+    from stackgen.site.build import prune_cache
     now = 1_800_000_000
     for name, age_days in (("tmp/eb-old", 31), ("tmp/eb-recent", 2), ("tmp/not-eb", 99),
                            ("tmp/stackgen-status-old", 31), ("build/tinymod-1-4242", 31),
-                           ("build/tinymod-1-4343", 2)):
+                           ("build/tinymod-1-4343", 2), ("lab-builds/abc", 1)):
         folder = tmp_path / name
         (folder / "x").mkdir(parents=True)
         os.utime(folder, (now - age_days * 86400, now - age_days * 86400))
-    assert sorted(p.name for p in prune_failed_runs(tmp_path, now=now)) == \
-        ["eb-old", "stackgen-status-old", "tinymod-1-4242"]
+    assert sorted(p.name for p in prune_cache(tmp_path, now=now)) == \
+        ["eb-old", "lab-builds", "stackgen-status-old", "tinymod-1-4242"]
     assert sorted(str(p.relative_to(tmp_path)) for p in tmp_path.glob("*/*")) == \
         ["build/tinymod-1-4343", "tmp/eb-recent", "tmp/not-eb"]

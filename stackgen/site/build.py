@@ -195,16 +195,23 @@ class EasyBuild:
         write_atomic(self.workdir / "external_modules_metadata.ini", text)
 
 
-def prune_failed_runs(workdir: Path, keep_days: float = 30, now: float | None = None) -> list[Path]:
+# Caches an older stackgen kept in its eb folder and no longer reads: removed
+# whatever their age (lab-builds: the app dirs of the core rebuilds that
+# prebuilt source extensions replaced).
+RETIRED_CACHES = ("lab-builds",)
+
+
+def prune_cache(workdir: Path, keep_days: float = 30, now: float | None = None) -> list[Path]:
     """EasyBuild removes its temporary folder after a successful run and keeps
     it, with the log the failure message points at, after a failed one; a
     build_modules status folder and a run's build folder outlive a `stackgen
     build` that was killed: drop those older than `keep_days` (in `workdir`'s
-    tmp/ and build/), before they pile up in the cache."""
+    tmp/ and build/), before they pile up in the cache, and RETIRED_CACHES."""
     cutoff = (time.time() if now is None else now) - keep_days * 86400
     patterns = ("tmp/eb-*", f"tmp/{BuildStatus.PREFIX}*", "build/*")
     old = [p for pattern in patterns for p in Path(workdir).glob(pattern)
            if p.is_dir() and p.stat().st_mtime < cutoff]
+    old += [p for p in map(Path(workdir).joinpath, RETIRED_CACHES) if p.is_dir()]
     for folder in old:
         shutil.rmtree(folder, ignore_errors=True)
     return old

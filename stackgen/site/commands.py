@@ -254,7 +254,7 @@ def _build_modules(args, stack, current, base, prefix, plans, modules, wheelhous
                                  uv=build_mod.uv_command(),
                                  base_interpreter=base.python, recheck=args.recheck)
         eb.write_metadata()
-        build_mod.prune_failed_runs(workdir)
+        build_mod.prune_cache(workdir)
         build_mod.build_modules(eb, todo, lmod_cmd=lmod.lmod_cmd(), progress=progress,
                                 jobs=args.jobs)
     return todo
