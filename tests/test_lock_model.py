@@ -285,3 +285,17 @@ def test_run_funnel_raises_with_the_tail(tmp_path):
 def test_resolvers_words_for_a_name_with_no_release_at_all(output, names):
     from stackgen.common.pypi import unfound_projects
     assert unfound_projects(output) == names
+
+
+def test_yarn_locks_in_the_shared_wheelhouse_are_named_by_their_digest(stack, tmp_path):
+    """Two stacks whose locks resolved the same extension version to different
+    trees each find their own yarn.lock in the wheelhouse they share."""
+    from stackgen.site.fetch import put_yarn_locks
+    ours, theirs = replace(NPM, yarn_lock=YARN_LOCK), replace(NPM, yarn_lock=YARN_LOCK + "\n# another tree\n")
+    header = make_lock(stack, [PKG]).header
+    for ext in (ours, theirs, ours):
+        put_yarn_locks(lockfile.Lock(header=header, packages=(PKG,), npm=(ext,)), tmp_path)
+    assert ours.wheelhouse_yarn_lock_file != theirs.wheelhouse_yarn_lock_file
+    assert ours.wheelhouse_yarn_lock_file.startswith("acme-lab-theme-1.2.3.")
+    assert (tmp_path / ours.wheelhouse_yarn_lock_file).read_text() == ours.yarn_lock
+    assert (tmp_path / theirs.wheelhouse_yarn_lock_file).read_text() == theirs.yarn_lock

@@ -47,7 +47,7 @@ def put_yarn_locks(lock: Lock, wheelhouse: Path) -> None:
     for ext in lock.npm:
         if not ext.yarn_lock:
             continue
-        path = wheelhouse / ext.yarn_lock_file
+        path = wheelhouse / ext.wheelhouse_yarn_lock_file
         if not path.exists() or path.read_text(encoding="utf-8") != ext.yarn_lock:
             write_atomic(path, ext.yarn_lock)
 

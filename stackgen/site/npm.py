@@ -92,6 +92,13 @@ class LockedNpm:
     def yarn_lock_sha256(self) -> str:
         return "sha256:" + hashlib.sha256(self.yarn_lock.encode()).hexdigest()
 
+    @property
+    def wheelhouse_yarn_lock_file(self) -> str:
+        """The yarn.lock's name in the wheelhouse, which stacks and checkouts
+        share: named by its digest too, so a stack whose lock resolved the
+        same extension version to another tree never overwrites it."""
+        return f"{self.file[:-len('.tgz')]}.{self.yarn_lock_sha256[len('sha256:'):][:16]}.yarn.lock"
+
 
 def parse_pin(text: str, module: str) -> NpmPin:
     """`name@1.2.3` -> NpmPin; ValueError with what is wrong otherwise."""
