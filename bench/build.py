@@ -75,8 +75,8 @@ def durably(step) -> float:
 
 def own_cache(work: Path) -> Path:
     """An XDG_CACHE_HOME whose stackgen cache holds the real one's wheelhouse
-    (hard links: the build rewrites the yarn.locks in it, which another
-    checkout's build may want otherwise) and nothing else."""
+    (hard links: a file the build writes there replaces the link, never the
+    real one's file) and nothing else."""
     root = work / "cache"
     real = default_cache() / "wheelhouse"
     own = root / "stackgen" / "wheelhouse"
