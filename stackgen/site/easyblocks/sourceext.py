@@ -36,6 +36,16 @@ def easybuild_errors():
         raise EasyBuildError(str(err)) from None
 
 
+def in_background(function, *args, **kwargs):
+    """`function(*args, **kwargs)` run in a thread of its own, as EasyBlock runs
+    async commands: its Future (result() waits for it and raises as it did)."""
+    pool = ThreadPoolExecutor(max_workers=1)
+    try:
+        return pool.submit(function, *args, **kwargs)
+    finally:
+        pool.shutdown(wait=False)
+
+
 class SourceExtensions:
     """The source-extension steps of StackgenBundle (a mixin: it uses the
     easyblock's cfg, exts, contract, early_install and directories)."""
@@ -87,10 +97,8 @@ class SourceExtensions:
             folder = os.path.join(work, entry['tarball'][:-len('.tgz')])
             installing = None
             if not kept:
-                pool = ThreadPoolExecutor(max_workers=1)   # as EasyBlock runs async commands
-                installing = pool.submit(self.jlpm_install, src, folder, node, yarn_js, lab_version,
-                                         JLPM_NICENESS if early else 0)
-                pool.shutdown(wait=False)
+                installing = in_background(self.jlpm_install, src, folder, node, yarn_js, lab_version,
+                                           JLPM_NICENESS if early else 0)
             jobs.append((src, folder, key, kept, installing))
         return jobs
 
@@ -153,9 +161,7 @@ class SourceExtensions:
                 str(yarn_js), os.path.join(self.builddir, 'stackgen-source'), early=False,
                 staging=staging)
             return self.build_source_extensions(staging, self.node())
-        pool = ThreadPoolExecutor(max_workers=1)        # as EasyBlock runs async commands
-        self.source_builds = pool.submit(self.build_source_extensions, staging, self.node())
-        pool.shutdown(wait=False)
+        self.source_builds = in_background(self.build_source_extensions, staging, self.node())
 
     def join_source_builds(self):
         """Wait for the builds start_source_builds left in the background;

@@ -20,7 +20,6 @@ import shlex
 import shutil
 import textwrap
 import time
-from concurrent.futures import ThreadPoolExecutor
 from contextlib import contextmanager
 from pathlib import Path
 
@@ -37,7 +36,7 @@ from stackgen.common import layout
 from stackgen.site.easyblocks import install, payload
 from stackgen.site.easyblocks.checks import InstallChecks
 from stackgen.site.easyblocks.contract import BuildContract, BuildStatus
-from stackgen.site.easyblocks.sourceext import SourceExtensions, easybuild_errors
+from stackgen.site.easyblocks.sourceext import SourceExtensions, easybuild_errors, in_background
 
 # Commands below are argv lists run with use_bash=False: EasyBuild 5.4's
 # run_shell_cmd runs a list with use_bash=True as `bash argv[1:]`, i.e. it
@@ -138,10 +137,8 @@ class StackgenBundle(SourceExtensions, InstallChecks, PythonBundle):
         mkdir(self.installdir, parents=True)
         self.log.info("Installing %d extensions in one call, from the ready step on: %s",
                       len(self.exts), shlex.join(argv))
-        pool = ThreadPoolExecutor(max_workers=1)        # as EasyBlock runs async commands
-        self.early_install = (python, pool.submit(run_shell_cmd, argv, use_bash=False,
-                                                  asynchronous=True))
-        pool.shutdown(wait=False)
+        self.early_install = (python, in_background(run_shell_cmd, argv, use_bash=False,
+                                                    asynchronous=True))
 
     def await_dependencies(self):
         """Wait until every module the contract names is marked built in its
