@@ -11,9 +11,9 @@ only the verified wheelhouse: the lock's wheels and npm tarballs):
            share/jupyter/labextensions; timed against one-shot
            `pip install --no-deps` runs of the same wheels;
   rebuild  the same stack again, as a site rebuilds after any change, caches
-           warm (uv's unpacked wheels, yarn's cache, the built source
-           extensions, the modules' checks passed for the same inputs, the
-           wheelhouse's digests), then once with --recheck (every import and
+           warm (uv's unpacked wheels, the compiled bytecode, yarn's cache,
+           the built source extensions, the modules' checks passed for the
+           same inputs, the wheelhouse's digests), then once with --recheck (every import and
            pip check run again): each timed against a bare
            `uv pip install --no-deps --compile-bytecode` of the same wheels
            into a prefix (the installer stackgen itself uses, its own cache
@@ -26,7 +26,8 @@ time per module and per EasyBuild step (modules build side by side, so
 their times overlap: a module's run starts while the modules it loads
 build, installs, and is "waiting" until they are built; the source
 extensions' build is in "postprocessing" and its own lines).
-All installers compile bytecode. With --stock it also builds the
+Every install ends with bytecode: the baselines compile it; stackgen
+compiles it in the first build and takes it from its cache after. With --stock it also builds the
 same easyconfigs with EasyBuild's own PythonBundle (one pip call and one
 import check per package; site files and source extensions left out, so it
 does less work), which takes minutes.

@@ -5,6 +5,7 @@ from __future__ import annotations
 import os
 import subprocess
 import sys
+from contextlib import contextmanager
 from pathlib import Path
 
 import pytest
@@ -30,6 +31,19 @@ def run_stackgen(*args: str, cwd: Path | None = None, env: dict | None = None,
     """`stackgen ARGS` in a subprocess, exactly as from a shell."""
     return subprocess.run([sys.executable, "-m", "stackgen", *args], cwd=cwd, env=env,
                           capture_output=True, text=True, timeout=timeout)
+
+
+@contextmanager
+def small_disk(path: Path, size: str = "64k"):
+    """A file system of `size` mounted on `path` for the block (root only)."""
+    if os.geteuid() != 0:
+        pytest.skip("mounting a small file system needs root (CI runs as root)")
+    path.mkdir(parents=True, exist_ok=True)
+    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
+    try:
+        yield path
+    finally:
+        subprocess.run(["umount", "-l", str(path)], check=True)
 
 
 @pytest.fixture

@@ -33,6 +33,16 @@ def test_uv_keeps_its_unpacked_wheels_in_the_given_cache_and_copies_from_it():
     assert "--no-cache" not in argv and "--link-mode=copy" in argv
 
 
+def test_uv_leaves_the_bytecode_to_stackgen_s_cache_when_told(tmp_path):
+    from stackgen.site.easyblocks.install import bytecode_argv
+    argv = installer_argv("/base/bin/python", "/p", ["/wh/a.whl"], uv="/v/uv", compile_bytecode=False)
+    assert "--compile-bytecode" not in argv
+    argv = bytecode_argv("/base/bin/python", "/c/bytecode", "/staging/m/1", "/p/m/1")
+    # run isolated by the install's interpreter: nothing of stackgen's on its path
+    assert argv[:2] == ["/base/bin/python", "-I"] and argv[3:] == ["/c/bytecode", "/staging/m/1", "/p/m/1"]
+    assert open(argv[2]).read().startswith('"""Bytecode for an install')
+
+
 def test_pip_is_the_fallback_and_runs_in_the_base_interpreter():
     argv = installer_argv("/base/bin/python", "/p", ["/wh/a.whl"])
     assert argv[:4] == ["/base/bin/python", "-m", "pip", "install"]

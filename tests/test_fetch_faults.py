@@ -6,7 +6,6 @@ from __future__ import annotations
 
 import os
 import subprocess
-from contextlib import contextmanager
 
 import pytest
 from test_fetch import HEADER, RangeHandler, index, package  # noqa: F401  (index: a fixture)
@@ -14,6 +13,8 @@ from test_fetch import HEADER, RangeHandler, index, package  # noqa: F401  (inde
 from stackgen.common.download import DiskError, HashMismatch
 from stackgen.site.fetch import fetch
 from stackgen.site.lockfile import Lock
+
+from conftest import small_disk
 
 
 def test_a_complete_part_left_by_a_killed_download_is_verified_and_kept(index, tmp_path):  # noqa: F811
@@ -37,18 +38,6 @@ def test_a_part_the_server_cannot_resume_is_fetched_afresh(index, tmp_path):  # 
     fetch(Lock(HEADER, (pkg,)), house)
     assert (house / pkg.file).read_bytes() == b"a" * 3000
     assert [r[1] for r in RangeHandler.requests] == ["bytes=3000-", None]
-
-
-@contextmanager
-def small_disk(path, size="64k"):
-    if os.geteuid() != 0:
-        pytest.skip("mounting a small file system needs root (CI runs as root)")
-    path.mkdir(parents=True, exist_ok=True)
-    subprocess.run(["mount", "-t", "tmpfs", "-o", f"size={size}", "tmpfs", str(path)], check=True)
-    try:
-        yield path
-    finally:
-        subprocess.run(["umount", "-l", str(path)], check=True)
 
 
 def test_a_full_disk_is_named_as_one_and_leaves_no_part(index, tmp_path):  # noqa: F811

@@ -3,9 +3,12 @@ scientist uses it: `module load jupyterlab` in a login shell."""
 
 from __future__ import annotations
 
+import importlib.util
 import json
+import marshal
 import re
 import shlex
+from pathlib import Path
 
 import pytest
 
@@ -49,9 +52,21 @@ def test_each_bundle_is_one_installer_call_with_one_import_check(built_stack):
         text = log.read_text()
         exts = re.findall(r"^    \('([^']+)', '([^']+)', \{$",
                           (install / "easybuild" / f"{name}-{version}.eb").read_text(), re.M)
-        # started in the ready step, niced when it waits for modules being built
+        # started in the ready step, niced when it waits for modules being built;
+        # the bytecode compiled or taken from stackgen's cache, named by the
+        # install's final path (not the staging folder EasyBuild installs in)
         assert re.search(rf"Installing {len(exts)} extensions in one call, from the ready step "
-                         rf"on: (nice -n \d+ )?\S*uv pip install ", text), name
+                         rf"on: (nice -n \d+ )?\S*uv pip install .* && (nice -n \d+ )?\S+ -I "
+                         rf"\S+/bytecode.py ", text), name
+        files, taken, compiled, failed = map(int, re.search(
+            r"bytecode of (\d+) files: (\d+) from the cache, (\d+) compiled, (\d+) not "
+            r"compilable", text).groups())
+        assert files == taken + compiled + failed > 0, name
+        (site,) = (install / "lib").glob("python3*/site-packages")
+        source = sorted(site.glob("*/__init__.py"))[0]
+        pyc = Path(importlib.util.cache_from_source(str(source))).read_bytes()
+        assert marshal.loads(pyc[16:]).co_filename == str(source), name
+        assert int.from_bytes(pyc[8:12], "little") == int(source.stat().st_mtime) & 0xFFFFFFFF
         if name != "jupyter-common":     # each loads a module built beside it
             assert re.search(r"Waited \d+\.\d s for the modules this one loads", text), name
         assert "-m pip install --prefix=/" not in text           # PythonPackage's own call

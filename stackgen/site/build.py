@@ -18,6 +18,7 @@ dependency) changes its easyconfig, and then it is rebuilt.
 
 from __future__ import annotations
 
+import contextlib
 import functools
 import importlib.util
 import logging
@@ -180,7 +181,9 @@ class EasyBuild:
         """What every eb run of this build is told (build_one adds its waits)."""
         lab = bool(self.node_bin)
         return BuildContract(
-            final_prefix=str(self.prefix), uv=self.uv or "", uv_cache=str(self.workdir / "uv-cache") if self.uv else "",
+            final_prefix=str(self.prefix), uv=self.uv or "",
+            uv_cache=str(self.workdir / "uv-cache") if self.uv else "",
+            bytecode_cache=str(self.workdir / "bytecode") if self.uv else "",
             base_python=str(self.base_interpreter or ""), node_bin=str(self.node_bin or ""),
             base_modulepath=os.pathsep.join(map(str, self.modulepath)),
             yarn_cache=str(self.workdir / "yarn-cache") if lab else "",
@@ -206,7 +209,9 @@ def prune_cache(workdir: Path, keep_days: float = 30, now: float | None = None) 
     it, with the log the failure message points at, after a failed one; a
     build_modules status folder and a run's build folder outlive a `stackgen
     build` that was killed: drop those older than `keep_days` (in `workdir`'s
-    tmp/ and build/), before they pile up in the cache, and RETIRED_CACHES."""
+    tmp/ and build/), before they pile up in the cache, and RETIRED_CACHES.
+    Compiled bytecode no install shares (one link) and unused for as long
+    goes too (a later build compiles it again)."""
     cutoff = (time.time() if now is None else now) - keep_days * 86400
     patterns = ("tmp/eb-*", f"tmp/{BuildStatus.PREFIX}*", "build/*")
     old = [p for pattern in patterns for p in Path(workdir).glob(pattern)
@@ -214,7 +219,18 @@ def prune_cache(workdir: Path, keep_days: float = 30, now: float | None = None) 
     old += [p for p in map(Path(workdir).joinpath, RETIRED_CACHES) if p.is_dir()]
     for folder in old:
         shutil.rmtree(folder, ignore_errors=True)
-    return old
+    return old + _prune_bytecode(Path(workdir) / "bytecode", cutoff)
+
+
+def _prune_bytecode(cache: Path, cutoff: float) -> list[Path]:
+    dropped = []
+    for entry in cache.glob("*/*.pyc"):
+        with contextlib.suppress(OSError):
+            st = entry.stat()
+            if st.st_nlink == 1 and max(st.st_atime, st.st_mtime) < cutoff:
+                entry.unlink()
+                dropped.append(entry)
+    return dropped
 
 
 def eb_argv() -> list[str]:

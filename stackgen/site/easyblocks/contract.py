@@ -31,6 +31,9 @@ class BuildContract:
     # unpacked wheels, copied from there into every install
     uv: str = ""
     uv_cache: str = ""
+    # compiled bytecode kept by the digest of each source (with uv only:
+    # easyblocks/bytecode.py)
+    bytecode_cache: str = ""
     # the base's python: the wheels are installed from the ready step on,
     # before the base module is loaded
     base_python: str = ""

@@ -19,18 +19,26 @@ from packaging.utils import canonicalize_name, canonicalize_version
 from stackgen.common.fsutil import write_atomic
 
 
-def installer_argv(python, prefix, sources, uv=None, uv_cache=None):
+def installer_argv(python, prefix, sources, uv=None, uv_cache=None, compile_bytecode=True):
     """One install of every source into `prefix` for `python`: no dependency
     resolution, no index, nothing uninstalled from the base; with uv when given
     (its unpacked wheels kept in `uv_cache` when given, and copied from there),
-    else pip. Both compile bytecode (the install is read-only for its users)."""
+    else pip. Both compile bytecode (the install is read-only for its users);
+    uv leaves it to bytecode_argv's run when told not to."""
     common = ['--no-deps', '--no-index', '--no-build-isolation']
     if uv:
         cache = ['--cache-dir', uv_cache] if uv_cache else ['--no-cache']
+        compiling = ['--compile-bytecode'] if compile_bytecode else []
         return [uv, 'pip', 'install', '--no-config', '--offline', *cache, '--link-mode=copy',
-                '--compile-bytecode', '--python', python, '--prefix', prefix, *common, *sources]
+                *compiling, '--python', python, '--prefix', prefix, *common, *sources]
     return [python, '-m', 'pip', 'install', '--prefix', prefix, '--ignore-installed',
             '--no-cache-dir', '--disable-pip-version-check', *common, *sources]
+
+
+def bytecode_argv(python, cache, prefix, final_prefix):
+    """The bytecode of an install into `prefix` that will be used from
+    `final_prefix`, compiled by `python` or taken from `cache` (bytecode.py)."""
+    return [python, '-I', str(Path(__file__).with_name('bytecode.py')), cache, prefix, final_prefix]
 
 
 # Run by the base interpreter: what EasyBuild's det_pylibdir asks it for

@@ -110,15 +110,29 @@ class StackgenBundle(SourceExtensions, InstallChecks, PythonBundle):
         self.await_dependencies()
         super().check_readiness_step()
 
-    def installer(self, python):
-        """The one install of every extension's source as the fetch step verified it."""
+    def install_commands(self, python, niceness=0):
+        """The one install of every extension's source as the fetch step
+        verified it, then, when stackgen keeps compiled bytecode, the
+        bytecode taken from there or compiled (uv compiles it otherwise)."""
         missing = [ext['name'] for ext in self.exts if not ext.get('src')]
         if missing:
             raise EasyBuildError("no verified source for: %s", ', '.join(missing))
-        uv = self.contract.uv
-        return install.installer_argv(python, self.installdir, [ext['src'] for ext in self.exts],
-                              uv=uv if uv and os.access(uv, os.X_OK) else None,
-                              uv_cache=self.contract.uv_cache or None)
+        contract = self.contract
+        uv = contract.uv if contract.uv and os.access(contract.uv, os.X_OK) else None
+        cache = contract.bytecode_cache if uv else ''
+        commands = [install.installer_argv(python, self.installdir, [ext['src'] for ext in self.exts],
+                                           uv=uv, uv_cache=contract.uv_cache or None,
+                                           compile_bytecode=not cache)]
+        if cache:
+            commands.append(install.bytecode_argv(python, cache, self.installdir,
+                                                  self.stack_place().install))
+        return [['nice', '-n', str(niceness), *argv] if niceness else argv for argv in commands]
+
+    @staticmethod
+    def run_install(commands, background=False):
+        """The install's commands in turn, as EasyBuild runs commands."""
+        for argv in commands:
+            run_shell_cmd(argv, use_bash=False, asynchronous=background)
 
     def start_install(self):
         """The one installer call, started in the background with the base's
@@ -127,18 +141,15 @@ class StackgenBundle(SourceExtensions, InstallChecks, PythonBundle):
         python = self.contract.base_python
         if not python or self.dry_run or not self.exts:
             return
-        argv = self.installer(python)
-        if self.contract.install_niceness:
-            argv = ['nice', '-n', str(self.contract.install_niceness), *argv]
+        commands = self.install_commands(python, self.contract.install_niceness)
         if os.path.isdir(self.installdir) and os.listdir(self.installdir):
             # what the install step's make_installdir would remove, and no longer does
             self.log.info("Removing what an earlier run left in %s", self.installdir)
             remove_dir(self.installdir)
         mkdir(self.installdir, parents=True)
         self.log.info("Installing %d extensions in one call, from the ready step on: %s",
-                      len(self.exts), shlex.join(argv))
-        self.early_install = (python, in_background(run_shell_cmd, argv, use_bash=False,
-                                                    asynchronous=True))
+                      len(self.exts), ' && '.join(map(shlex.join, commands)))
+        self.early_install = (python, in_background(self.run_install, commands, True))
 
     def await_dependencies(self):
         """Wait until every module the contract names is marked built in its
@@ -190,10 +201,10 @@ class StackgenBundle(SourceExtensions, InstallChecks, PythonBundle):
                 raise EasyBuildError("the wheels were installed for %s, but the base module's "
                                      "python is %s", early_python, python)
         else:
-            argv = self.installer(python)
+            commands = self.install_commands(python)
             self.log.info("Installing %d extensions in one call: %s", len(self.exts),
-                          shlex.join(argv))
-            run_shell_cmd(argv, use_bash=False)
+                          ' && '.join(map(shlex.join, commands)))
+            self.run_install(commands)
         remove_file(os.path.join(self.installdir, '.lock'))     # uv's, for the prefix
         # what PythonPackage does after each install, once
         pythonpackage.handle_local_py_install_scheme(self.installdir)
