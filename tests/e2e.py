@@ -8,7 +8,6 @@ import os
 import pwd
 import re
 import shlex
-import socket
 import subprocess
 import time
 import urllib.request
@@ -51,24 +50,22 @@ def with_lab(prefix: Path, script: str) -> str:
     return f"module use {modules} && module load jupyterlab && {script}"
 
 
-def free_port() -> int:
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
-
-
 class LabServer:
-    """`jupyter lab` from the module, on a free port with a token."""
+    """`jupyter lab` from the module, on a port the server takes itself (any
+    port chosen before it starts may be taken meanwhile by what starts beside
+    it: the parallel contexts' controller, scheduler and kernels), with a
+    token; its URL is read from its log."""
+
+    URL = re.compile(r"(http://127\.0\.0\.1:[0-9]+)/lab\?token=")
 
     def __init__(self, prefix: Path, home: Path, user: str | None = None,
                  server: tuple[str, ...] = ("jupyter", "lab")):
-        self.port = free_port()
+        self.url = ""
         self.token = "stackgen-test-token"
-        self.url = f"http://127.0.0.1:{self.port}"
         command = with_lab(prefix, shlex.join([
-            "exec", *server, "--no-browser", "--ip=127.0.0.1", f"--port={self.port}",
-            f"--ServerApp.token={self.token}", "--ServerApp.port_retries=0",
-            f"--ServerApp.root_dir={home}", *([] if user else ["--allow-root"])]))
+            "exec", *server, "--no-browser", "--ip=127.0.0.1", "--port=0",
+            f"--ServerApp.token={self.token}", f"--ServerApp.root_dir={home}",
+            *([] if user else ["--allow-root"])]))
         home = Path(home)
         self.log = open(home / "lab.log", "w")
         argv = ["runuser", "-l", user, "-c", command] if user else ["bash", "-l", "-c", command]
@@ -78,16 +75,24 @@ class LabServer:
         self.proc = subprocess.Popen(argv, stdout=self.log, stderr=subprocess.STDOUT, env=env)
         self.home = home
 
+    @property
+    def port(self) -> int:
+        return int(self.url.rsplit(":", 1)[1])
+
     def wait(self, timeout: float = 120) -> None:
         deadline = time.monotonic() + timeout
         while time.monotonic() < deadline:
             if self.proc.poll() is not None:
                 raise AssertionError("jupyter lab exited:\n" + (self.home / "lab.log").read_text())
-            try:
-                self.get("/api/status")
-                return
-            except OSError:
-                time.sleep(0.5)
+            found = self.URL.search((self.home / "lab.log").read_text(errors="replace"))
+            if found:
+                self.url = found.group(1)
+                try:
+                    self.get("/api/status")
+                    return
+                except OSError:
+                    pass
+            time.sleep(0.5)
         raise AssertionError("jupyter lab did not answer:\n" + (self.home / "lab.log").read_text())
 
     def get(self, path: str) -> tuple[int, str]:
