@@ -102,13 +102,29 @@ def test_every_extension_is_enabled(built_stack):
     for package, (labext, _) in EXTENSIONS.items():
         assert re.search(rf"{re.escape(labext)} v\S+ enabled\s+OK", listed.stdout), \
             f"{package}: {labext} not enabled OK:\n{listed.stdout}"
-    for npm_name in SOURCE_EXTENSIONS:        # built into the central app dir
-        assert re.search(rf"{re.escape(npm_name)} v\S+ enabled\s+OK", listed.stdout), listed.stdout
+    # built as prebuilt extensions into the lab module's share/jupyter/labextensions
+    module_dir = built_stack.prefix / "software" / "jupyterlab" / "2026.11" / "share" / "jupyter" / "labextensions"
+    section = listed.stdout.split(f"{module_dir}\n", 1)[1].split("\n\n", 1)[0]
+    for npm_name in SOURCE_EXTENSIONS:
+        assert re.search(rf"{re.escape(npm_name)} v\S+ \S*enabled\S*\s+\S*OK", section), listed.stdout
     assert " X" not in listed.stdout
     servers = lab(built_stack, "jupyter server extension list 2>&1")
     for package, (_, server) in EXTENSIONS.items():
         assert re.search(rf"{server} enabled", servers.stdout), f"{server}:\n{servers.stdout}"
     assert "jupyterlab enabled" in servers.stdout
+
+
+def test_no_install_holds_node_modules_or_a_rebuilt_lab_bundle(built_stack):
+    """Source extensions are built as prebuilt ones: JupyterLab's core bundle
+    (share/jupyter/lab/static) is its wheel's, file for file."""
+    software = built_stack.prefix / "software"
+    assert not list(software.rglob("node_modules"))
+    (lab,) = software.glob("jupyterlab/*")
+    (record,) = lab.glob("lib/python3*/site-packages/jupyterlab-*.dist-info/RECORD")
+    site = record.parent.parent
+    recorded = {(site / row.split(",")[0]).resolve() for row in record.read_text().splitlines()}
+    static = [p.resolve() for p in (lab / "share" / "jupyter" / "lab" / "static").rglob("*") if p.is_file()]
+    assert static and not [p for p in static if p not in recorded]
 
 
 def test_module_whatis_lists_the_extensions(built_stack):
