@@ -120,7 +120,8 @@ class HubSoftware:
 
 
 def install_hub(work: Path, config_dir: Path) -> HubSoftware:
-    """The hub's venv from requirements.txt (PyPI only), and configurable-http-proxy
+    """The hub's venv from requirements.txt (the hub lock: PyPI only, every
+    package pinned and hash-checked, nothing resolved), and configurable-http-proxy
     from npm into the configuration's folder (its package.json), where the
     generated configuration looks for it."""
     venv = work / "hub-venv"
@@ -128,7 +129,8 @@ def install_hub(work: Path, config_dir: Path) -> HubSoftware:
     env = clean_env()
     run([*uv, "venv", "--no-config", "--quiet", "--python", "/usr/bin/python3", venv], "the hub's venv", env=env)
     run([*uv, "pip", "install", "--no-config", "--quiet", "--python", venv / "bin" / "python",
-         "--index-url", PYPI, "-r", config_dir / "requirements.txt"], "the hub's packages", env=env)
+         "--index-url", PYPI, "--no-deps", "--require-hashes", "-r", config_dir / "requirements.txt"],
+        "the hub's packages", env=env)
     return HubSoftware(venv / "bin" / "python", install_proxy(work, config_dir))
 
 

@@ -6,6 +6,7 @@ tests/test_hub_env.py runs it in a real hub environment)."""
 from __future__ import annotations
 
 import json
+import re
 import shutil
 import sys
 import types
@@ -114,8 +115,15 @@ def test_the_command_writes_its_files_and_keeps_the_sites_own(stack_dir, tmp_pat
                                  "jupyterhub_config.py"]
     assert report["launcher"] == "/opt/jupyter/software/jupyterlab/2026.11/bin/stackgen-singleuser"
     assert report["launcher_present"] is False
-    assert (out / "requirements.txt").read_text().splitlines()[1:] == [
-        "jupyterhub==6.1.1", "batchspawner==1.3.0", "jupyterhub-idle-culler==2.0.0"]
+    # the hub's environment whole, every package pinned with its hashes: the lock's
+    requirements = (out / "requirements.txt").read_text()
+    assert requirements == (stack_dir / "lockfiles" / "jupyter-2026.11.hub.txt").read_text()
+    pins = [line for line in requirements.splitlines() if line and line[0].isalnum()]
+    for pin in ("jupyterhub==6.1.1", "batchspawner==1.3.0", "jupyterhub-idle-culler==2.0.0",
+                "sqlalchemy==", "tornado==", "traitlets=="):
+        assert any(line.startswith(pin) for line in pins), pin
+    assert all(re.fullmatch(r"[a-z0-9.-]+==\S+ \\", line) for line in pins), pins
+    assert "--no-deps --require-hashes" in done.stderr + requirements
     assert json.loads((out / "package.json").read_text())["dependencies"] == {
         "configurable-http-proxy": "5.3.0"}
     site_config = (out / "jupyterhub_config.py").read_text()
@@ -216,3 +224,31 @@ def test_the_generated_configuration_runs_against_the_hubs_interfaces(stack_dir,
     spawner.user_options = {"partition": "test", "nodes": "2; reboot"}     # the REST API skips the form
     with pytest.raises(Exception, match="nodes: '2; reboot' is not a whole number"):
         asyncio.run(spawner.start())
+
+
+@pytest.mark.parametrize("change, code, text", [
+    ("delete", 2, "the lock has no hub environment"),
+    ("edit", 1, "jupyter-2026.11.hub.txt: the package section differs from the digest"),
+    ("another", 1, "jupyter-2026.11.hub.txt belongs to another lock"),
+])
+def test_a_hub_lock_missing_edited_or_of_another_lock_is_refused(stack_dir, tmp_path, change, code, text):
+    hub_lock = stack_dir / "lockfiles" / "jupyter-2026.11.hub.txt"
+    if change == "delete":
+        hub_lock.unlink()
+    elif change == "edit":
+        hub_lock.write_text(re.sub(r"^tornado==\S+", "tornado==6.0", hub_lock.read_text(), flags=re.M))
+    else:
+        hub_lock.write_text(re.sub(r"^# spec-digest: \S+", "# spec-digest: sha256:" + "0" * 64,
+                                   hub_lock.read_text(), flags=re.M))
+    done = run_stackgen("hub-config", "-o", str(tmp_path / "hub"), cwd=stack_dir)
+    assert done.returncode == code and text in done.stderr, done.stderr
+    assert "Traceback" not in done.stderr
+    assert not (tmp_path / "hub" / "requirements.txt").exists()
+
+
+def test_a_changed_hub_package_makes_the_lock_stale_and_says_so(stack_dir):
+    edit(stack_dir, "jupyterhub-idle-culler==2.0.0", "jupyterhub-idle-culler==1.4.0")
+    done = run_stackgen("check", cwd=stack_dir)
+    assert done.returncode == 1
+    assert "added to the hub's environment: jupyterhub-idle-culler==1.4.0" in done.stdout + done.stderr
+    assert "removed from the hub's environment: jupyterhub-idle-culler==2.0.0" in done.stdout + done.stderr

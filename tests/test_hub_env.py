@@ -15,6 +15,7 @@ import subprocess
 import sys
 
 import pytest
+from packaging.utils import canonicalize_name
 
 from conftest import run_stackgen
 
@@ -66,6 +67,11 @@ print(json.dumps(out))
 '''
 
 
+def canonicalize(pin: str) -> str:
+    name, _, version = pin.partition("==")
+    return f"{canonicalize_name(name)}=={version}"
+
+
 def test_the_generated_configuration_in_a_real_hub(repo, tmp_path):
     uv = shutil.which("uv", path=os.path.dirname(sys.executable))     # stackgen's own
     out, venv = tmp_path / "hub", tmp_path / "env"
@@ -74,9 +80,17 @@ def test_the_generated_configuration_in_a_real_hub(repo, tmp_path):
     env = {k: v for k, v in os.environ.items()
            if not k.startswith(("PIP_", "UV_"))} | {"UV_NO_CONFIG": "1"}
     subprocess.run([uv, "venv", "-q", "-p", sys.executable, str(venv)], env=env, check=True)
+    # as `stackgen hub-config` says: the hub lock whole, hash-checked, nothing resolved
     subprocess.run([uv, "pip", "install", "-q", "--no-config", "--index-url", "https://pypi.org/simple",
-                    "-p", str(venv / "bin" / "python"), "-r", str(out / "requirements.txt")],
-                   env=env, check=True, timeout=600)
+                    "-p", str(venv / "bin" / "python"), "--no-deps", "--require-hashes",
+                    "-r", str(out / "requirements.txt")], env=env, check=True, timeout=600)
+    frozen = subprocess.run([uv, "pip", "freeze", "--no-config", "-p", str(venv / "bin" / "python")],
+                            env=env, check=True, capture_output=True, text=True).stdout
+    locked = (repo / "lockfiles" / "jupyter-2026.11.hub.txt").read_text()
+    pins = {line.split(" ")[0] for line in locked.splitlines() if line[:1].isalnum()}
+    assert {canonicalize(line) for line in frozen.splitlines()} == {canonicalize(p) for p in pins}
+    subprocess.run([uv, "pip", "check", "--no-config", "-p", str(venv / "bin" / "python")],
+                   env=env, check=True, capture_output=True)       # nothing the lock lacks
     done = subprocess.run([str(venv / "bin" / "python"), "-c", CHECK, str(out)], cwd=tmp_path,
                           capture_output=True, text=True, timeout=120)
     assert done.returncode == 0, done.stderr

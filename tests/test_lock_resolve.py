@@ -3,6 +3,7 @@ the real base (the cray-python stand-in loaded through Lmod)."""
 
 from __future__ import annotations
 
+import shutil
 import signal
 import subprocess
 import sys
@@ -62,12 +63,25 @@ def test_reference_lock_is_complete_and_hashed(locked):
     header = lock.header
     assert {p.split("==")[0] for p in header.base_provides} >= {"numpy", "scipy", "mpi4py"}
     assert header.resolver.startswith("pip-tools ")
+    # the hub's environment, whole and hashed, in its own file beside the lock
+    hub = lock.hub
+    assert hub.spec_digest == header.spec_digest and hub.python == header.base_python
+    assert {"jupyterhub": "6.1.1", "batchspawner": "1.3.0", "jupyterhub-idle-culler": "2.0.0"}.items() \
+        <= hub.pins().items()
+    assert {"sqlalchemy", "tornado", "traitlets", "alembic"} <= set(hub.pins())
+    for pin in hub.packages:
+        assert pin.hashes and all(h.startswith("sha256:") for h in pin.hashes), pin.name
+
+
+def hub_lock_path(folder, data):
+    return lock_path(folder, data).with_name(f"{data['stack']['name']}-{data['stack']['version']}.hub.txt")
 
 
 def test_lock_names_pypi_only_and_no_local_path(locked):
     folder, data, text = locked
     for bad in (str(folder), str(REPO), "file://", "/opt/", "find-links", "extra-index"):
         assert bad not in text
+        assert bad not in hub_lock_path(folder, data).read_text()
     for pkg in lockfile.read(lock_path(folder, data)).packages:
         assert pkg.url.startswith("https://files.pythonhosted.org/"), pkg.url
 
@@ -85,6 +99,13 @@ def test_pip_accepts_the_lock_with_require_hashes(locked, tmp_path):
         env=clean_env(base.env), capture_output=True, text=True, timeout=600)
     assert result.returncode == 0, result.stdout[-2000:] + result.stderr[-2000:]
     assert "Would install" in result.stdout
+    hub = subprocess.run(
+        [str(base.python), "-m", "pip", "install", "--dry-run", "--ignore-installed",
+         "--no-deps", "--require-hashes", "--index-url", "https://pypi.org/simple",
+         "-r", str(hub_lock_path(folder, data))],
+        env=clean_env(base.env), capture_output=True, text=True, timeout=600)
+    assert hub.returncode == 0, hub.stdout[-2000:] + hub.stderr[-2000:]
+    assert "Would install" in hub.stdout and "jupyterhub-6.1.1" in hub.stdout
 
 
 def test_relock_is_byte_identical_and_check_passes(locked):
@@ -93,6 +114,7 @@ def test_relock_is_byte_identical_and_check_passes(locked):
     assert result.returncode == 0, result.stderr
     assert "unchanged" in result.stdout
     assert lock_path(folder, data).read_text() == text
+    assert lockfile.read(lock_path(folder, data)).hub.render() == hub_lock_path(folder, data).read_text()
     check = run_stackgen("check", cwd=folder)
     assert check.returncode == 0, check.stderr
     assert "current" in check.stdout
@@ -121,6 +143,7 @@ def test_both_resolvers_give_the_same_pins(locked, tmp_path):
     by_uv = lockfile.read(lock_path(tmp_path, data))
     by_pip_tools = lockfile.read(lock_path(folder, data))
     assert by_uv.pins() == by_pip_tools.pins()
+    assert by_uv.hub.pins() == by_pip_tools.hub.pins()
     assert {p.name: p.file for p in by_uv.packages} == {p.name: p.file for p in by_pip_tools.packages}
     assert by_uv.header.resolver.startswith("uv ")
 
@@ -184,6 +207,23 @@ def test_a_name_missing_from_pypi_is_said_not_to_exist_at_its_line(resolver, tmp
     for wrong in ("Traceback", "pip._internal", "clash", "cannot be resolved"):
         assert wrong not in result.stderr, result.stderr
     assert not (tmp_path / "lockfiles").exists() or not any((tmp_path / "lockfiles").iterdir())
+
+
+def test_a_changed_hub_package_moves_the_hub_lock_only(tmp_path, reference_data):
+    data = reference_data
+    write_stack(tmp_path, data)
+    shutil.copytree(REPO / "lockfiles", tmp_path / "lockfiles")
+    before = lockfile.read(lock_path(tmp_path, data))
+    hub = dict(data["hub"], packages=["batchspawner==1.3.0", "jupyterhub-idle-culler==1.4.0"])
+    write_stack(tmp_path, dict(data, hub=hub))
+    result = run_stackgen("lock", "--json", cwd=tmp_path)
+    assert result.returncode == 0, result.stderr
+    after = lockfile.read(lock_path(tmp_path, data))
+    assert after.packages == before.packages and after.npm == before.npm
+    assert after.hub.pins()["jupyterhub-idle-culler"] == "1.4.0"
+    kept = {n: v for n, v in after.hub.pins().items() if before.hub.pins().get(n) == v}
+    assert {"jupyterhub", "batchspawner", "sqlalchemy", "tornado"} <= set(kept)
+    assert run_stackgen("check", cwd=tmp_path).returncode == 0
 
 
 def test_interrupted_lock_leaves_previous_untouched(locked, tmp_path):

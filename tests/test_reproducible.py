@@ -1,7 +1,8 @@
 """The lock and the easyconfigs are reproducible: on a clean clone of the
 committed tree, with caches of its own (nothing resolved or downloaded
 before) and ambient pip and uv configuration naming an index that does not
-answer, `stackgen lock` (uv, the default resolver, from PyPI), then the npm
+answer, `stackgen lock` (uv, the default resolver, from PyPI; the stack's
+lock and the hub environment's), then the npm
 part locked again from the npm registry (`-P` of the source extension: yarn
 resolves its tree, the registry gives each integrity), then `stackgen
 render` (from the same, hash-verified wheels) give the committed files
@@ -79,6 +80,8 @@ def test_relock_and_render_on_a_clean_clone_give_the_committed_bytes(tmp_path, c
     lock = run_stackgen("lock", cwd=clone, env=env, timeout=1800)
     assert lock.returncode == 0, lock.stdout + lock.stderr[-3000:]
     assert "uv" in lock.stdout + lock.stderr
+    assert "resolving the hub's environment" in lock.stdout + lock.stderr     # its lock too
+    assert (clone / "lockfiles" / "jupyter-2026.11.hub.txt").is_file()
     assert not changed(clone), changed(clone)
 
     args = [arg for name in npm_names for arg in ("-P", name)]

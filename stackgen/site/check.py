@@ -32,6 +32,10 @@ def _spec_changes(stack: Stack, lock: Lock) -> list[str]:
     out += [f"source extension added to module {m}: {t}" for m, t in sorted(want_npm - have_npm)]
     out += [f"source extension removed from module {m}: {t}"
             for m, t in sorted(have_npm - want_npm)]
+    want_hub = set(stack.hub.requirements()) if stack.hub else set()
+    have_hub = set(lock.hub.requirements) if lock.hub else set()
+    out += [f"added to the hub's environment: {t}" for t in sorted(want_hub - have_hub)]
+    out += [f"removed from the hub's environment: {t}" for t in sorted(have_hub - want_hub)]
     want_deps = {m.name: tuple(sorted(m.depends)) for m in stack.modules}
     have_deps = dict(have.depends)
     for name in sorted(set(want_deps) | set(have_deps)):

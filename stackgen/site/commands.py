@@ -10,7 +10,7 @@ from pathlib import Path
 
 from stackgen.common.node import node_folder
 from stackgen.common.ui import default_cache, emit_json, progress
-from stackgen.site import lockfile
+from stackgen.site import hublock, lockfile
 from stackgen.site.base import load_base
 from stackgen.site.check import stale_reasons
 from stackgen.site.hubconfig import check_versions
@@ -47,14 +47,16 @@ def lock(args: Namespace) -> int:
     new = make_lock(stack, base, resolver=args.resolver, upgrade=args.upgrade_package,
                     upgrade_all=args.upgrade, cache=args.cache_dir or default_cache(),
                     progress=progress)
-    text = new.render()
     path = stack.lock_path
-    unchanged = path.exists() and path.read_text() == text
+    unchanged = _written(path, new.render()) and \
+        _written(hublock.path_for(path), new.hub.render() if new.hub else None)
     if not unchanged:
         new.write(path)
     changes = _pin_changes(before, new)
     if args.json:
         emit_json({"lock": _rel(stack, path), "packages": len(new.packages),
+                   "hub_lock": _rel(stack, hublock.path_for(path)) if new.hub else None,
+                   "hub_packages": len(new.hub.packages) if new.hub else 0,
                    "changed": not unchanged, "resolver": new.header.resolver,
                    "pins": changes})
         return 0
@@ -62,9 +64,20 @@ def lock(args: Namespace) -> int:
     print(f"{verb} {_rel(stack, path)}: {len(new.packages)} packages "
           f"(base provides {len(new.header.base_provides)}: "
           f"{', '.join(p.split('==')[0] for p in new.header.base_provides)})")
+    if new.hub:
+        print(f"  and {_rel(stack, hublock.path_for(path))}: the hub's environment, "
+              f"{len(new.hub.packages)} packages")
     for line in _describe(changes):
         print(f"  {line}")
     return 0
+
+
+def _written(path: Path, text: str | None) -> bool:
+    """Whether `path` holds `text` already (None: whether it is absent)."""
+    try:
+        return path.read_text(encoding="utf-8") == text
+    except FileNotFoundError:
+        return text is None
 
 
 def check(args: Namespace) -> int:

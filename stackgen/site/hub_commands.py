@@ -26,7 +26,7 @@ def hub_config(args: Namespace) -> int:
         raise InputError(f"{folder} is not a folder", "name a folder for the hub's files with -o DIR")
     folder.mkdir(parents=True, exist_ok=True)
     launcher = hubconfig.launcher(hubconfig.lab_module(stack, lock), prefix)
-    written, kept = hubconfig.write(hubconfig.render(stack, launcher, folder), folder)
+    written, kept = hubconfig.write(hubconfig.render(stack, lock, launcher, folder), folder)
     missing = not launcher.exists()
     if args.json:
         emit_json({"folder": str(folder), "written": written, "kept": kept,
@@ -39,7 +39,9 @@ def hub_config(args: Namespace) -> int:
     if missing:
         print(f"warning: {launcher} is not there yet: build the stack into {prefix} "
               "(stackgen build --prefix) before users spawn", file=sys.stderr)
-    print(f"Set up the hub:\n  python3 -m venv {folder}/env && {folder}/env/bin/pip install -r "
-          f"{folder}/{hubconfig.REQUIREMENTS}\n  (cd {folder} && npm install)\n"
+    python = "python" + ".".join(lock.header.python_version.split(".")[:2])
+    print(f"Set up the hub:\n  {python} -m venv {folder}/env && {folder}/env/bin/pip install "
+          f"--no-deps --require-hashes -r {folder}/{hubconfig.REQUIREMENTS}\n"
+          f"  (cd {folder} && npm install)\n"
           f"  {folder}/env/bin/jupyterhub -f {folder}/{hubconfig.SITE_CONFIG}")
     return 0

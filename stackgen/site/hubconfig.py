@@ -1,7 +1,8 @@
 """The hub's configuration, from stack.yaml's hub section and the stack's lock:
 the generated stackgen_hub_config.py (self-contained: stackgen.site.hubform
 copied in, the site's choices as data), the site's jupyterhub_config.py
-(written once, never overwritten), and the hub environment's pins."""
+(written once, never overwritten), and the hub environment's lock (every
+package, with hashes) as its requirements.txt."""
 
 from __future__ import annotations
 
@@ -95,8 +96,11 @@ class HubFiles:
     once: dict[str, str]             # written only when absent
 
 
-def render(stack: Stack, launcher_path: Path, folder: Path) -> HubFiles:
+def render(stack: Stack, lock: Lock, launcher_path: Path, folder: Path) -> HubFiles:
     hub = hub_of(stack)
+    if lock.hub is None or set(lock.hub.requirements) != set(hub.requirements()):
+        raise InputError(f"the lock has no hub environment for {', '.join(hub.requirements())}",
+                         "run `stackgen lock`: it pins the hub's environment with the stack")
     source = resources.files(hubform.__package__).joinpath("hubform.py").read_text(encoding="utf-8")
     env = environment()
     config = env.get_template(f"{GENERATED}.j2").render(
@@ -108,8 +112,7 @@ def render(stack: Stack, launcher_path: Path, folder: Path) -> HubFiles:
                "dependencies": {proxy_name: proxy_version}}
     return HubFiles(
         generated={GENERATED: config,
-                   REQUIREMENTS: "# the hub's environment: pip install -r requirements.txt\n"
-                   + "\n".join(hub.requirements()) + "\n",
+                   REQUIREMENTS: lock.hub.render(),
                    PROXY_PACKAGE: json.dumps(package, indent=2) + "\n"},
         once={SITE_CONFIG: env.get_template(f"{SITE_CONFIG}.j2").render(
             stack=stack.name, folder=str(folder))})

@@ -54,7 +54,7 @@ class Hub:
     jupyterhub_at: tuple = ("stack.yaml", 1, 1)
 
     def requirements(self) -> list[str]:
-        """The hub environment's pins, as `pip install -r` reads them."""
+        """The hub environment's own pins, which `stackgen lock` resolves (hublock.py)."""
         return [f"jupyterhub=={self.jupyterhub}", *self.packages]
 
 

@@ -18,6 +18,7 @@ from stackgen.common.pypi import INDEX_URL, parse_pip_report
 from stackgen.common.run import clean_env, run
 from stackgen.site import lockfile, npm, npmresolve
 from stackgen.site.base import Base
+from stackgen.site.hublock import HubLock, HubPin
 from stackgen.site.lockfile import Lock, LockedPackage, LockHeader
 from stackgen.site.npm import LockedNpm
 from stackgen.site.resolvers import NotOnPyPI, Request, Resolved, resolve, resolver_version
@@ -40,6 +41,8 @@ def make_lock(stack: Stack, base: Base, *, resolver: str = "uv",
     upgrade = tuple(canonicalize_name(u) for u in upgrade)
     npm_names = {canonicalize_name(p.name) for m in stack.modules for p in m.source_extensions}
     known = set(previous.pins() if previous else ()) | {p.name for p in stack.pins} | npm_names
+    known |= set(previous.hub.pins() if previous and previous.hub else ())
+    known |= {canonicalize_name(Requirement(r).name) for r in (stack.hub.requirements() if stack.hub else ())}
     for name in upgrade:
         if name not in known:
             raise InputError(f"--upgrade-package {name}: not in the stack or its lock",
@@ -68,7 +71,40 @@ def make_lock(stack: Stack, base: Base, *, resolver: str = "uv",
                      for r in sorted(resolved, key=lambda r: r.name))
     renew = upgrade_all or bool(set(upgrade) & npm_names)
     return Lock(header=header_for(stack, base, resolver_version(resolver)), packages=packages,
-                npm=lock_npm(stack, previous, packages, cache, progress, renew=renew))
+                npm=lock_npm(stack, previous, packages, cache, progress, renew=renew),
+                hub=lock_hub(stack, base, previous, resolver, upgrade, upgrade_all, cache, progress))
+
+
+def lock_hub(stack: Stack, base: Base, previous: Lock | None, resolver: str,
+             upgrade: tuple[str, ...], upgrade_all: bool, cache: Path,
+             progress: Callable[[str], None]) -> HubLock | None:
+    """The hub environment's pins: hub.jupyterhub and hub.packages with all
+    they need, for the base's Python but none of its packages (the hub's
+    environment is a venv of its own); the previous hub lock's pins kept."""
+    if stack.hub is None:
+        return None
+    ident = base.identity
+    request = Request(requirements=tuple(sorted(stack.hub.requirements())), constraints=(),
+                      previous=previous.hub.render() if previous and previous.hub else None,
+                      upgrade=upgrade, upgrade_all=upgrade_all)
+    progress(f"resolving the hub's environment ({', '.join(request.requirements)}) with {resolver}")
+    with scratch_folder(cache / "tmp", "hub-") as tmp:
+        try:
+            resolved = resolve(resolver, request, base, Path(tmp), cache,
+                               heartbeat=lambda s: progress(f"still resolving the hub ({s:.0f} s)"))
+        except NotOnPyPI as exc:
+            raise InputError(f"{stack.path.name}: hub.packages: no project named "
+                             f"{', '.join(exc.names)} exists on PyPI ({exc.resolver})",
+                             "check the spelling on https://pypi.org; nothing was written") from None
+        except InputError as exc:
+            raise InputError(f"{stack.path.name}: the hub's environment (hub.jupyterhub, "
+                             f"hub.packages): {exc.message}",
+                             "change the clashing pin in the hub section; nothing was written") from None
+    return HubLock(spec_digest=stack.lock_digest(),
+                   python=f"{ident.implementation} {ident.python} {ident.platform}",
+                   requirements=request.requirements,
+                   packages=tuple(HubPin(r.name, r.version, r.hashes)
+                                  for r in sorted(resolved, key=lambda r: r.name)))
 
 
 def _not_on_pypi(stack: Stack, exc: NotOnPyPI) -> InputError:

@@ -11,7 +11,8 @@ address must agree, and the package section must match the digest its
 header records, so a lock edited by hand is refused, naming the package,
 before anything is fetched or built from it. The npm section (source
 extensions and the npm tree of their builds, with yarn's yarn.lock beside
-the lock) has a digest of its own (npmlock.py).
+the lock) has a digest of its own (npmlock.py); so has the hub environment's
+lock, a file of its own beside this one (hublock.py).
 """
 
 from __future__ import annotations
@@ -35,7 +36,8 @@ from packaging.utils import (
 from stackgen.common.errors import InputError, StackgenError
 from stackgen.common.fsutil import write_atomic
 from stackgen.common.pypi import INDEX_URL
-from stackgen.site import npmlock
+from stackgen.site import hublock, npmlock
+from stackgen.site.hublock import HubLock
 from stackgen.site.npm import LockedNpm
 
 # 2: the header records the digest of the package section
@@ -90,6 +92,7 @@ class Lock:
     header: LockHeader
     packages: tuple[LockedPackage, ...] = field(default_factory=tuple)
     npm: tuple[LockedNpm, ...] = ()          # source extensions, by module then name
+    hub: HubLock | None = None               # the hub's environment, when the stack has a hub
 
     def package(self, name: str) -> LockedPackage | None:
         return next((p for p in self.packages if p.name == name), None)
@@ -102,6 +105,7 @@ class Lock:
 
     def write(self, path: Path) -> None:
         npmlock.write_yarn_locks(self.npm, path)      # first: the lock names them
+        hublock.write(self.hub, path)                 # names this lock's spec digest
         write_atomic(path, self.render())
 
 
@@ -163,7 +167,10 @@ def read(path: Path, display: str | None = None) -> Lock | None:
         text = Path(path).read_text(encoding="utf-8")
     except FileNotFoundError:
         return None
-    return parse(text, display or str(path), npmlock.read_yarn_locks(Path(path)))
+    file = display or str(path)
+    lock = parse(text, file, npmlock.read_yarn_locks(Path(path)))
+    return replace(lock, hub=hublock.read(Path(path), lock.header.spec_digest,
+                                          lambda what: LockIntegrityError(file, what)))
 
 
 def parse(text: str, file: str = "lock",

@@ -163,6 +163,8 @@ class Stack:
                                  **({"npm": sorted(p.text for p in m.source_extensions)}
                                     if m.source_extensions else {})}
                         for m in self.modules},
+            # only when present: stacks without a hub keep their digest
+            **({"hub": sorted(self.hub.requirements())} if self.hub else {}),
         }
 
     def lock_digest(self) -> str:
