@@ -299,3 +299,20 @@ def test_yarn_locks_in_the_shared_wheelhouse_are_named_by_their_digest(stack, tm
     assert ours.wheelhouse_yarn_lock_file.startswith("acme-lab-theme-1.2.3.")
     assert (tmp_path / ours.wheelhouse_yarn_lock_file).read_text() == ours.yarn_lock
     assert (tmp_path / theirs.wheelhouse_yarn_lock_file).read_text() == theirs.yarn_lock
+
+
+def test_the_hub_lock_reads_back_as_written_and_pip_reads_its_pins():
+    from stackgen.site.hublock import HubLock, HubPin, parse
+    hub = HubLock(spec_digest="sha256:" + "a" * 64, python="cpython 3.11.2 linux-x86_64",
+                  requirements=("batchspawner==1.3.0", "jupyterhub==6.1.1"),
+                  packages=(HubPin("tornado", "6.5.2", ("sha256:" + "2" * 64, "sha256:" + "1" * 64)),
+                            HubPin("jupyterhub", "6.1.1", ("sha256:" + "3" * 64,))))
+    text = hub.render()
+    assert "python3.11 -m venv ENV && ENV/bin/pip install --no-deps --require-hashes" in text
+    back = parse(text, "x.hub.txt")
+    assert back.pins() == {"jupyterhub": "6.1.1", "tornado": "6.5.2"}
+    assert back.render() == text                     # sorted: the same bytes again
+    # what both resolvers read back as the previous pins
+    assert {r.name: r.version for r in parse_resolved(text)} == back.pins()
+    with pytest.raises(InputError, match=r"x.hub.txt:13: unexpected line 'tornado>=6'"):
+        parse(text.replace("tornado==6.5.2 \\", "tornado>=6"), "x.hub.txt")
