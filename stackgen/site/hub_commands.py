@@ -39,8 +39,7 @@ def hub_config(args: Namespace) -> int:
     if missing:
         print(f"warning: {launcher} is not there yet: build the stack into {prefix} "
               "(stackgen build --prefix) before users spawn", file=sys.stderr)
-    python = "python" + ".".join(lock.header.python_version.split(".")[:2])
-    print(f"Set up the hub:\n  {python} -m venv {folder}/env && {folder}/env/bin/pip install "
+    print(f"Set up the hub:\n  {lock.hub.venv_python} -m venv {folder}/env && {folder}/env/bin/pip install "
           f"--no-deps --require-hashes -r {folder}/{hubconfig.REQUIREMENTS}\n"
           f"  (cd {folder} && npm install)\n"
           f"  {folder}/env/bin/jupyterhub -f {folder}/{hubconfig.SITE_CONFIG}")

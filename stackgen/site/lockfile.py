@@ -17,7 +17,6 @@ lock, a file of its own beside this one (hublock.py).
 
 from __future__ import annotations
 
-import hashlib
 import re
 from collections.abc import Callable
 from dataclasses import dataclass, field, replace
@@ -37,6 +36,7 @@ from stackgen.common.errors import InputError, StackgenError
 from stackgen.common.fsutil import write_atomic
 from stackgen.common.pypi import INDEX_URL
 from stackgen.site import hublock, npmlock
+from stackgen.site.hashedpins import PIN, pin_lines, section_digest
 from stackgen.site.hublock import HubLock
 from stackgen.site.npm import LockedNpm
 
@@ -111,11 +111,7 @@ class Lock:
 
 def render(lock: Lock) -> str:
     body = _render_packages(lock.packages)
-    return _render_header(lock, packages_digest(body)) + "\n" + body
-
-
-def packages_digest(body: str) -> str:
-    return "sha256:" + hashlib.sha256(body.encode()).hexdigest()
+    return _render_header(lock, section_digest(body)) + "\n" + body
 
 
 def _render_header(lock: Lock, digest: str) -> str:
@@ -148,17 +144,12 @@ def _render_header(lock: Lock, digest: str) -> str:
 def _render_packages(packages: tuple[LockedPackage, ...]) -> str:
     lines = []
     for pkg in sorted(packages, key=lambda p: p.name):
-        lines.append(f"{pkg.name}=={pkg.version} \\")
-        hashes = sorted(pkg.hashes)
-        lines += [f"    --hash={x} \\" for x in hashes[:-1]] + [f"    --hash={hashes[-1]}"]
+        lines += pin_lines(pkg.name, pkg.version, pkg.hashes)
         lines.append(f"    # file: {pkg.file} sha256:{pkg.sha256}")
         lines.append(f"    # url: {pkg.url}")
         if pkg.requires:
             lines.append(f"    # requires: {', '.join(sorted(pkg.requires))}")
     return "\n".join(lines) + "\n"
-
-
-_PIN = re.compile(r"^([A-Za-z0-9][A-Za-z0-9._-]*)==([^\s\\;]+)\s*\\?$")
 
 
 def read(path: Path, display: str | None = None) -> Lock | None:
@@ -203,7 +194,7 @@ def parse(text: str, file: str = "lock",
             continue
         if line.startswith("#") and current is None:
             continue
-        match = _PIN.match(line)
+        match = PIN.match(line)
         if match and not raw.startswith(" "):
             finish()
             current = {"name": match.group(1), "version": match.group(2), "hashes": [],
@@ -257,7 +248,7 @@ def _check_digest(lock: Lock, meta: dict[str, list[str]], body: str, file: str) 
     if not recorded:
         raise InputError(f"{file}: header line 'packages-digest' missing",
                          "run `stackgen lock` to rewrite it")
-    if packages_digest(body) == recorded[0]:
+    if section_digest(body) == recorded[0]:
         return
     locked = {p.name for p in lock.packages}
     provided = {canonicalize_name(p.split("==")[0]) for p in lock.header.base_provides}
