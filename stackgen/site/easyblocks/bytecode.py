@@ -147,7 +147,7 @@ def main(cache, root, final):
     compiled = failed = 0
     if misses:
         jobs = [(path, final_name) for path, final_name, _ in misses]
-        workers = max(1, min(len(os.sched_getaffinity(0)), len(jobs) // 50 or 1))
+        workers = min(len(os.sched_getaffinity(0)), len(jobs) // 50 or 1)
         with ProcessPoolExecutor(max_workers=workers) as pool:
             for (_, _, entry), cfile in zip(misses, pool.map(compile_one, jobs, chunksize=32)):
                 if cfile is None:
